@@ -1,0 +1,393 @@
+"""Turn CACHES["..."]["LOCATION"] and ["OPTIONS"] into validated, hashable settings.
+
+Users arrive with settings written for Django's built-in ``RedisCache`` (lower-case
+options, passed to redis-py) or for django-redis (upper-case options,
+``CONNECTION_POOL_KWARGS``). Both spellings are accepted so that switching is a
+one-line BACKEND change; anything else is an ``ImproperlyConfigured`` that names
+the option. Parsed settings are memoised: Django builds a backend instance per
+async context under ASGI, so parsing must not happen per request.
+"""
+
+from __future__ import annotations
+
+import inspect
+import pickle
+import re
+import ssl
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+from django_asyncredis.serializers import Serializer
+from django_asyncredis.serializers.pickle import PickleSerializer
+
+#: Defaults chosen for a cache on the request path: fail in about a second
+#: rather than hang (redis-py itself waits forever on reads by default).
+DEFAULT_SOCKET_CONNECT_TIMEOUT = 1.0
+DEFAULT_SOCKET_TIMEOUT = 2.0
+DEFAULT_POOL_TIMEOUT = 2.0
+DEFAULT_MAX_CONNECTIONS = 100
+#: A command that fails on a broken connection is sent once more on a fresh one.
+DEFAULT_RETRIES = 1
+
+Validator = Callable[[str, Any], Any]
+
+
+def _number(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be a number >= 0 or None.")
+    return float(value)
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be an int >= 1.")
+    return value
+
+
+def _non_negative_int(name: str, value: Any) -> int:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)  # the cookbook writes 'db': '1'
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be an int >= 0.")
+    return value
+
+
+def _boolean(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be True or False.")
+    return value
+
+
+def _text(name: str, value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        # Never echo the value: it may be a password.
+        raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be a str.")
+    return value
+
+
+def _ssl_cert_reqs(name: str, value: Any) -> Any:
+    if value is None or isinstance(value, ssl.VerifyMode):
+        return value
+    if isinstance(value, str) and value.lower() in ("none", "optional", "required"):
+        return value.lower()
+    raise ImproperlyConfigured(
+        f"OPTIONS[{name!r}] must be 'none', 'optional', 'required' or an ssl.VerifyMode."
+    )
+
+
+def _keepalive_options(name: str, value: Any) -> tuple[tuple[int, int], ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be a dict of socket options.")
+    return tuple(sorted((int(k), int(v)) for k, v in value.items()))
+
+
+#: redis-py connection arguments a user may set, with their validators.
+CONNECTION_OPTIONS: dict[str, Validator] = {
+    "db": _non_negative_int,
+    "username": _text,
+    "password": _text,
+    "socket_timeout": _number,
+    "socket_connect_timeout": _number,
+    "socket_keepalive": _boolean,
+    "socket_keepalive_options": _keepalive_options,
+    "health_check_interval": _number,
+    "client_name": _text,
+    "ssl_keyfile": _text,
+    "ssl_certfile": _text,
+    "ssl_cert_reqs": _ssl_cert_reqs,
+    "ssl_ca_certs": _text,
+    "ssl_ca_path": _text,
+    "ssl_ca_data": _text,
+    "ssl_check_hostname": _boolean,
+    "ssl_password": _text,
+    "ssl_ciphers": _text,
+}
+
+#: Pool-level arguments (not passed to the connection class).
+POOL_OPTIONS: dict[str, Validator] = {
+    "max_connections": _positive_int,
+    "pool_timeout": _number,
+    "retry_on_timeout": _boolean,
+}
+
+#: django-redis CLIENT_CLASS values that mean "the default client", which we are.
+_DEFAULT_CLIENTS = {"django_redis.client.DefaultClient", "django_redis.client.default.DefaultClient"}
+
+#: Options the parity issue will add; until then naming one is an error, not a no-op.
+_NOT_YET_SUPPORTED = {"compressor", "redis_client_class", "redis_client_kwargs",
+                      "connection_pool_class", "connection_factory"}
+
+
+@dataclass(frozen=True)
+class Server:
+    """One Redis server and how to connect to it; hashable, so pools can be keyed on it."""
+
+    scheme: str  # "redis", "rediss" or "unix"
+    host: str
+    port: int
+    path: str
+    connection: tuple[tuple[str, Any], ...]  # sorted redis-py connection kwargs
+    max_connections: int
+    pool_timeout: float | None
+    retries: int
+    retry_on_timeout: bool
+    parser: str  # "default" (hiredis when installed), "hiredis" or "python"
+    sync_pool_class: type[Any] | None = field(default=None, compare=True)
+
+    def connection_kwargs(self) -> dict[str, Any]:
+        kwargs = dict(self.connection)
+        if self.scheme == "unix":
+            kwargs["path"] = self.path
+        else:
+            kwargs["host"] = self.host
+            kwargs["port"] = self.port
+        return kwargs
+
+    def __str__(self) -> str:
+        """The address without credentials: safe for logs and error messages."""
+        db = dict(self.connection).get("db", 0)
+        if self.scheme == "unix":
+            return f"unix://{self.path}?db={db}"
+        return f"{self.scheme}://{self.host}:{self.port}/{db}"
+
+    def __repr__(self) -> str:
+        return f"<Server {self}>"
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """Everything a backend needs from its settings, parsed once per distinct setting."""
+
+    servers: tuple[Server, ...]  # the first is the leader; the rest are read replicas
+    serializer: Serializer
+    close_connection: bool
+
+
+def split_location(location: str | list[str] | tuple[str, ...]) -> list[str]:
+    """LOCATION as Django accepts it: a URL, a list of URLs, or a ',' / ';' separated string."""
+    if isinstance(location, str):
+        urls = [part.strip() for part in re.split(r"[;,]", location)]
+    elif isinstance(location, list | tuple):
+        urls = [str(part).strip() for part in location]
+    else:
+        raise ImproperlyConfigured("LOCATION must be a URL, a list of URLs or a separated string.")
+    urls = [url for url in urls if url]
+    if not urls:
+        raise ImproperlyConfigured("LOCATION names no Redis server.")
+    return urls
+
+
+def _parse_url(url: str) -> tuple[str, str, int, str, dict[str, Any]]:
+    """Split a redis://, rediss:// or unix:// URL; its settings win over OPTIONS (as in redis-py)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("redis", "rediss", "unix"):
+        raise ImproperlyConfigured(
+            f"LOCATION scheme must be redis://, rediss:// or unix://, not {scheme or 'none'!r}."
+        )
+    from_url: dict[str, Any] = {}
+    if parts.username:
+        from_url["username"] = unquote(parts.username)
+    if parts.password:
+        from_url["password"] = unquote(parts.password)
+    for name, value in parse_qsl(parts.query):
+        if name != "db":
+            raise ImproperlyConfigured(
+                f"LOCATION query argument {name!r} is not supported; set it in OPTIONS."
+            )
+        from_url["db"] = _non_negative_int("db", value)
+    if scheme == "unix":
+        if not parts.path:
+            raise ImproperlyConfigured("A unix:// LOCATION needs a socket path.")
+        return scheme, "", 0, parts.path, from_url
+    path = parts.path.strip("/")
+    if path:
+        from_url["db"] = _non_negative_int("db", path)
+    try:
+        port = parts.port or 6379
+    except ValueError:
+        raise ImproperlyConfigured("LOCATION has an invalid port.") from None
+    return scheme, parts.hostname or "localhost", port, "", from_url
+
+
+def _parser(name: str, value: Any) -> str:
+    """Map a parser_class / PARSER_CLASS setting to the parser used on both paths.
+
+    The async and sync connections need parser classes of different families, so
+    the user's class is read for what it means (hiredis or pure Python).
+    """
+    dotted = value if isinstance(value, str) else getattr(value, "__qualname__", "")
+    last = dotted.rsplit(".", 1)[-1].lower()
+    if "hiredis" in last:
+        return "hiredis"
+    if "python" in last or "resp2" in last:
+        return "python"
+    raise ImproperlyConfigured(
+        f"OPTIONS[{name!r}] must name a hiredis or pure-Python redis-py parser."
+    )
+
+
+def _serializer(name: str, value: Any) -> Serializer:
+    cls = import_string(value) if isinstance(value, str) else value
+    if not callable(cls):
+        raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be a class or its dotted path.")
+    try:
+        wants_options = "options" in inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        wants_options = False
+    instance = cls(options={}) if wants_options else cls()  # django-redis's take options
+    if not (callable(getattr(instance, "dumps", None)) and callable(getattr(instance, "loads", None))):
+        raise ImproperlyConfigured(f"OPTIONS[{name!r}] must have dumps() and loads() methods.")
+    return instance  # type: ignore[no-any-return]
+
+
+def _sync_pool_class(name: str, value: Any) -> type[Any]:
+    import redis
+
+    cls = import_string(value) if isinstance(value, str) else value
+    if not (isinstance(cls, type) and issubclass(cls, redis.ConnectionPool)):
+        raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be a redis.ConnectionPool subclass.")
+    return cls
+
+
+def _pickle_version(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not (
+        -1 <= value <= pickle.HIGHEST_PROTOCOL
+    ):
+        raise ImproperlyConfigured(
+            f"OPTIONS[{name!r}] must be an int from -1 to {pickle.HIGHEST_PROTOCOL}."
+        )
+    return value
+
+
+def _normalise(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Lower-case every option name, refusing the same option given twice."""
+    normalised: dict[str, Any] = {}
+    for name, value in options.items():
+        if not isinstance(name, str):
+            raise ImproperlyConfigured(f"OPTIONS keys must be strings, not {name!r}.")
+        key = name.lower()
+        if key in normalised:
+            raise ImproperlyConfigured(f"OPTIONS sets {key!r} twice (in two spellings).")
+        normalised[key] = value
+    return normalised
+
+
+def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
+    """Validate LOCATION and OPTIONS; raise ImproperlyConfigured naming the first bad one."""
+    if not isinstance(options, Mapping):
+        raise ImproperlyConfigured("OPTIONS must be a dict.")
+    opts = _normalise(options)
+    connection: dict[str, Any] = {
+        "socket_connect_timeout": DEFAULT_SOCKET_CONNECT_TIMEOUT,
+        "socket_timeout": DEFAULT_SOCKET_TIMEOUT,
+    }
+    pool: dict[str, Any] = {
+        "max_connections": DEFAULT_MAX_CONNECTIONS,
+        "pool_timeout": DEFAULT_POOL_TIMEOUT,
+        "retry_on_timeout": False,
+    }
+    serializer: Serializer | None = None
+    serializer_option: tuple[str, Any] | None = None
+    pickle_version = -1
+    parser = "default"
+    sync_pool_class = None
+    close_connection = False
+
+    def apply(name: str, value: Any, *, nested: bool = False) -> None:
+        if name in CONNECTION_OPTIONS:
+            connection[name] = CONNECTION_OPTIONS[name](name, value)
+        elif name in POOL_OPTIONS:
+            pool[name] = POOL_OPTIONS[name](name, value)
+        elif not nested and name in ("connection_pool_kwargs",):
+            if not isinstance(value, Mapping):
+                raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be a dict.")
+            for inner, inner_value in _normalise(value).items():
+                apply(inner, inner_value, nested=True)
+        else:
+            hint = " (inside CONNECTION_POOL_KWARGS)" if nested else ""
+            raise ImproperlyConfigured(f"Unknown cache option {name!r}{hint}.")
+
+    # CONNECTION_POOL_KWARGS first, so a top-level option of the same name wins.
+    if "connection_pool_kwargs" in opts:
+        apply("connection_pool_kwargs", opts.pop("connection_pool_kwargs"))
+    for name, value in opts.items():
+        if name in ("serializer",):
+            serializer_option = (name, value)
+        elif name == "pickle_version":
+            pickle_version = _pickle_version(name, value)
+        elif name == "parser_class":
+            parser = _parser(name, value)
+        elif name == "pool_class":
+            sync_pool_class = _sync_pool_class(name, value)
+        elif name == "close_connection":
+            close_connection = _boolean(name, value)
+        elif name == "client_class":
+            if value not in _DEFAULT_CLIENTS:
+                raise ImproperlyConfigured(
+                    f"OPTIONS['CLIENT_CLASS'] = {value!r} is not supported: django-asyncredis "
+                    "is itself the client. Remove the option (DefaultClient is accepted)."
+                )
+        elif name in ("max_entries", "cull_frequency"):
+            pass  # read by BaseCache; Redis evicts by its own maxmemory-policy
+        elif name == "ignore_exceptions":
+            if _boolean(name, value):
+                raise ImproperlyConfigured(
+                    "OPTIONS['IGNORE_EXCEPTIONS'] = True is not supported yet."
+                )
+        elif name in _NOT_YET_SUPPORTED:
+            raise ImproperlyConfigured(f"OPTIONS[{name.upper()!r}] is not supported yet.")
+        else:
+            apply(name, value)
+
+    if serializer_option is not None:
+        serializer = _serializer(*serializer_option)
+    else:
+        serializer = PickleSerializer(protocol=pickle_version)
+
+    servers = []
+    for url in split_location(location):
+        scheme, host, port, path, from_url = _parse_url(url)
+        conn = {**connection, **from_url}
+        servers.append(
+            Server(
+                scheme=scheme,
+                host=host,
+                port=port,
+                path=path,
+                connection=tuple(sorted(conn.items())),
+                max_connections=pool["max_connections"],
+                pool_timeout=pool["pool_timeout"],
+                retries=DEFAULT_RETRIES,
+                retry_on_timeout=pool["retry_on_timeout"],
+                parser=parser,
+                sync_pool_class=sync_pool_class,
+            )
+        )
+    return CacheConfig(
+        servers=tuple(servers), serializer=serializer, close_connection=close_connection
+    )
+
+
+_parsed: dict[str, CacheConfig] = {}
+
+
+def parse_cached(location: Any, options: Mapping[str, Any]) -> CacheConfig:
+    """``parse`` memoised on the settings' repr (the dicts themselves are not hashable)."""
+    key = repr((location, sorted(options.items(), key=lambda item: str(item[0]))))
+    config = _parsed.get(key)
+    if config is None:
+        config = parse(location, options)
+        if len(_parsed) >= 256:  # settings overridden in a loop (tests) must not grow this
+            _parsed.clear()
+        _parsed[key] = config
+    return config

@@ -1,0 +1,225 @@
+"""Every cache operation, written once, with no I/O.
+
+An operation is a generator: it yields the Redis commands it needs and receives
+their replies, and its return value is the result of the cache call. All the
+logic lives here: command choice, encoding of values, decoding of replies, the
+fallbacks. Two drivers run these generators: ``_core`` over ``redis.asyncio``
+and ``_sync`` over sync redis-py, so both APIs have exactly the same behaviour.
+
+What an operation may yield:
+
+- a ``tuple`` of command arguments, e.g. ``("GET", key)``: the reply comes back;
+- a ``Batch`` of such tuples: they are pipelined in one round trip and the list
+  of replies comes back;
+- an ``Offload``: a CPU-only call that the async driver may run off the event
+  loop (only when Django forbids it on the loop, see ``encode``).
+
+A Redis error reply (``ResponseError``) is thrown into the generator at the
+yield, so an operation can catch it and take another path.
+
+Keys arrive already made and validated by the backend; ``ttl_ms`` is the
+normalised timeout: None for "forever", <= 0 for "expire now", else milliseconds.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Generator, Mapping, Sequence
+from typing import Any, TypeVar
+
+from django.core.exceptions import SynchronousOnlyOperation
+from redis.exceptions import ResponseError
+
+from django_asyncredis._codec import Codec
+
+T = TypeVar("T")
+
+Command = tuple[Any, ...]
+
+
+class Batch(tuple[Command, ...]):
+    """Commands sent together in one round trip (a pipeline, not a transaction)."""
+
+    __slots__ = ()
+
+
+class Offload:
+    """A CPU-bound call to run where blocking is allowed (see ``encode``)."""
+
+    __slots__ = ("args", "function")
+
+    def __init__(self, function: Callable[..., Any], *args: Any) -> None:
+        self.function = function
+        self.args = args
+
+
+Request = Command | Batch | Offload
+Operation = Generator[Request, Any, T]
+
+#: Commands that only read: with replicas configured they may go to one of them.
+READ_ONLY = frozenset({"GET", "MGET", "EXISTS", "PTTL", "TTL"})
+
+#: Increment only a key that exists, atomically, in one round trip (Django
+#: requires ValueError for a missing key; a bare INCRBY would create it).
+INCR_IF_EXISTS = (
+    "if redis.call('EXISTS', KEYS[1]) == 1 then "
+    "return redis.call('INCRBY', KEYS[1], ARGV[1]) end "
+    "return false"
+)
+
+
+def encode(codec: Codec, value: Any) -> Generator[Request, Any, bytes | int]:
+    """Serialize inline; if Django refuses (a lazy QuerySet that must hit the
+    database from the event loop), hand that one value to the driver to
+    serialize where synchronous code may run."""
+    try:
+        return codec.dumps(value)
+    except SynchronousOnlyOperation:
+        encoded: bytes | int = yield Offload(codec.dumps, value)
+        return encoded
+
+
+def _expiry(ttl_ms: int | None) -> tuple[Any, ...]:
+    return () if ttl_ms is None else ("PX", ttl_ms)
+
+
+def get(codec: Codec, key: str, default: Any) -> Operation[Any]:
+    raw = yield ("GET", key)
+    return default if raw is None else codec.loads(raw, key)
+
+
+def set(codec: Codec, key: str, value: Any, ttl_ms: int | None) -> Operation[None]:  # noqa: A001
+    stored = yield from encode(codec, value)
+    if ttl_ms is not None and ttl_ms <= 0:
+        yield ("DEL", key)  # Django: a timeout of 0 or less stores nothing
+    else:
+        yield ("SET", key, stored, *_expiry(ttl_ms))
+
+
+def add(codec: Codec, key: str, value: Any, ttl_ms: int | None) -> Operation[bool]:
+    stored = yield from encode(codec, value)
+    if ttl_ms is not None and ttl_ms <= 0:
+        # Added and expired at once: succeeds exactly when the key is absent.
+        exists = yield ("EXISTS", key)
+        return not exists
+    reply = yield ("SET", key, stored, "NX", *_expiry(ttl_ms))
+    return reply is not None
+
+
+def get_or_set(
+    codec: Codec, key: str, default: Any, ttl_ms: int | None
+) -> Operation[Any]:
+    raw = yield ("GET", key)
+    if raw is not None:
+        return codec.loads(raw, key)
+    if callable(default):
+        default = default()
+    if ttl_ms is not None and ttl_ms <= 0:
+        return default
+    stored = yield from encode(codec, default)
+    # Add, and read back in the same round trip: if another caller added a value
+    # in between, theirs wins and is returned (Django's race rule).
+    added, raw = yield Batch((("SET", key, stored, "NX", *_expiry(ttl_ms)), ("GET", key)))
+    if added is not None or raw is None:
+        return default
+    return codec.loads(raw, key)
+
+
+def touch(key: str, ttl_ms: int | None) -> Operation[bool]:
+    if ttl_ms is None:
+        # PERSIST answers 0 for a key that exists without expiry; ask EXISTS too.
+        _, exists = yield Batch((("PERSIST", key), ("EXISTS", key)))
+        return bool(exists)
+    changed = yield ("PEXPIRE", key, ttl_ms)  # <= 0 deletes the key, as Django wants
+    return bool(changed)
+
+
+def delete(key: str) -> Operation[bool]:
+    deleted = yield ("DEL", key)
+    return bool(deleted)
+
+
+def has_key(key: str) -> Operation[bool]:
+    exists = yield ("EXISTS", key)
+    return bool(exists)
+
+
+def get_many(codec: Codec, keys: Mapping[str, Any]) -> Operation[dict[Any, Any]]:
+    """``keys`` maps each made key to the caller's key, in the caller's order."""
+    if not keys:
+        return {}
+    raws = yield ("MGET", *keys)
+    return {
+        original: codec.loads(raw, key)
+        for (key, original), raw in zip(keys.items(), raws, strict=True)
+        if raw is not None
+    }
+
+
+def set_many(
+    codec: Codec, items: Mapping[str, Any], ttl_ms: int | None
+) -> Operation[list[Any]]:
+    """Returns the keys that failed to be stored: none, as Django's contract says."""
+    if not items:
+        return []
+    if ttl_ms is not None and ttl_ms <= 0:
+        yield ("DEL", *items)
+        return []
+    flat: list[Any] = []
+    for key, value in items.items():
+        flat.append(key)
+        flat.append((yield from encode(codec, value)))
+    if ttl_ms is None:
+        yield ("MSET", *flat)
+    else:
+        yield Batch(tuple(("SET", k, v, "PX", ttl_ms) for k, v in zip(flat[::2], flat[1::2])))
+    return []
+
+
+def delete_many(keys: Sequence[str]) -> Operation[None]:
+    if keys:
+        yield ("DEL", *keys)
+
+
+def incr(codec: Codec, key: str, delta: int, name: Any) -> Operation[int]:
+    """Atomic on the server; beyond 64-bit integers, a read-modify-write fallback."""
+    try:
+        value = yield ("EVAL", INCR_IF_EXISTS, 1, key, delta)
+    except ResponseError:
+        # The stored value is not a 64-bit integer, or the result would overflow.
+        value = None
+        raw = yield ("GET", key)
+        if raw is not None:
+            current = codec.loads(raw, key)
+            if type(current) is not int:
+                raise TypeError(
+                    f"Cannot increment the value of key {name!r}: it is not an integer."
+                ) from None
+            value = current + delta
+            yield ("SET", key, value, "KEEPTTL")
+    if value is None:
+        raise ValueError(f"Key {name!r} not found.")
+    return int(value)
+
+
+def rename(source: str, target: str, name: Any) -> Operation[None]:
+    """Move a value to another version, keeping its expiry, atomically."""
+    try:
+        yield ("RENAME", source, target)
+    except ResponseError as exc:
+        if "no such key" in str(exc).lower():
+            raise ValueError(f"Key {name!r} not found.") from None
+        raise
+
+
+def clear() -> Operation[bool]:
+    yield ("FLUSHDB",)
+    return True
+
+
+def route(servers: Sequence[Any], request: Request) -> Any:
+    """The server a request goes to: a random replica for a single read-only
+    command when replicas are configured, else the leader (``servers[0]``)."""
+    if len(servers) > 1 and type(request) is tuple and request[0] in READ_ONLY:
+        return servers[random.randrange(1, len(servers))]
+    return servers[0]

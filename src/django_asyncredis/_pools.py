@@ -1,0 +1,308 @@
+"""Connection pools, shared process-wide and never across event loops or processes.
+
+Why a registry and not a pool per backend: Django's cache handler builds a new
+backend instance per async context under ASGI (an asgiref ``Local``), so a pool
+owned by the backend would open connections on every request. Pools are kept
+here instead, keyed by server settings (and, for asyncio, by event loop: an
+asyncio connection belongs to the loop that opened it).
+
+Lifecycle:
+
+- When a loop shuts down through ``asyncio.run``, ``asyncio.Runner``, uvicorn,
+  pytest-asyncio or asgiref's ``async_to_sync`` (all of which call
+  ``loop.shutdown_asyncgens()``), the loop's pools are closed cleanly by a
+  watcher registered as an async generator of that loop.
+- After ``os.fork()`` the child forgets the parent's pools (without touching
+  their sockets, which the parent still uses) and opens its own.
+- ``aclose_all()`` closes the running loop's pools and the sync pools, for an
+  ASGI lifespan shutdown hook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import inspect
+import os
+import threading
+import weakref
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import redis
+import redis.asyncio
+from redis.asyncio.connection import AbstractConnection
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from django_asyncredis._config import Server
+from django_asyncredis.errors import PoolTimeoutError
+
+# redis-py connects once per attempt; retrying is the driver's job (bounded,
+# documented), not redis-py's default of several attempts with backoff.
+_NO_RETRY_ARGS = {"retry": Retry(NoBackoff(), 0)}
+
+
+def _parser_kwargs(server: Server, *, asynchronous: bool) -> dict[str, Any]:
+    if server.parser == "default":
+        return {}
+    from redis._parsers import (  # private module, but the only home of these classes
+        _AsyncHiredisParser,
+        _AsyncRESP2Parser,
+        _HiredisParser,
+        _RESP2Parser,
+    )
+
+    if server.parser == "hiredis":
+        return {"parser_class": _AsyncHiredisParser if asynchronous else _HiredisParser}
+    return {"parser_class": _AsyncRESP2Parser if asynchronous else _RESP2Parser}
+
+
+class AsyncConnectionPool:
+    """A pool of ``redis.asyncio`` connections for one server on one event loop.
+
+    Lean on purpose: taking and returning a connection are plain list
+    operations with no lock (one loop, one thread), returning never awaits (so
+    it cannot be interrupted by a cancellation), and a caller that finds every
+    connection busy waits in line for one, up to ``pool_timeout``, instead of
+    failing with "Too many connections".
+
+    A connection interrupted mid-command (cancelled, timed out) is closed by
+    redis-py before the exception leaves it; ``release`` then drops it, so its
+    pending reply can never be read by the next caller.
+    """
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        kwargs = server.connection_kwargs()
+        kwargs.update(_NO_RETRY_ARGS)
+        kwargs.update(_parser_kwargs(server, asynchronous=True))
+        if server.scheme == "unix":
+            self._connection_class: type[AbstractConnection] = (
+                redis.asyncio.UnixDomainSocketConnection
+            )
+        elif server.scheme == "rediss":
+            self._connection_class = redis.asyncio.SSLConnection
+        else:
+            self._connection_class = redis.asyncio.Connection
+        self._kwargs = kwargs
+        self._idle: list[AbstractConnection] = []
+        self._opened = 0
+        self._waiters: collections.deque[asyncio.Future[AbstractConnection | None]] = (
+            collections.deque()
+        )
+        self._closed = False
+
+    async def acquire(self) -> AbstractConnection:
+        idle = self._idle
+        while idle:
+            connection = idle.pop()
+            if connection.is_connected:
+                return connection
+            self._opened -= 1
+        if self._opened < self.server.max_connections:
+            return await self._open()
+        return await self._wait()
+
+    async def _open(self) -> AbstractConnection:
+        self._opened += 1
+        connection = self._connection_class(**self._kwargs)
+        try:
+            await connection.connect()
+        except BaseException:
+            self._opened -= 1
+            self._hand_over(None)
+            await connection.disconnect(nowait=True)
+            raise
+        return connection
+
+    async def _wait(self) -> AbstractConnection:
+        waiter: asyncio.Future[AbstractConnection | None] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(self.server.pool_timeout):
+                connection = await waiter
+        except BaseException as exc:
+            if waiter.done() and not waiter.cancelled():
+                # Interrupted just after a connection (or a slot) was handed to us:
+                # pass it on rather than lose it.
+                handed = waiter.result()
+                if handed is not None:
+                    self.release(handed)
+                else:
+                    self._opened -= 1
+                    self._hand_over(None)
+            else:
+                waiter.cancel()
+                self._waiters.remove(waiter)
+            if isinstance(exc, TimeoutError):
+                raise PoolTimeoutError(
+                    f"No connection to {self.server} became free within "
+                    f"{self.server.pool_timeout} s "
+                    f"(max_connections={self.server.max_connections})."
+                ) from None
+            raise
+        if connection is None:  # a slot freed up: open a connection in it
+            return await self._open_in_freed_slot()
+        return connection
+
+    async def _open_in_freed_slot(self) -> AbstractConnection:
+        self._opened -= 1  # the slot was reserved for us by _hand_over
+        return await self._open()
+
+    def _hand_over(self, connection: AbstractConnection | None) -> bool:
+        """Give a connection (or, with None, a free slot) to the first live waiter."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                if connection is None:
+                    self._opened += 1  # reserve the slot until the waiter opens it
+                waiter.set_result(connection)
+                return True
+        return False
+
+    def release(self, connection: AbstractConnection) -> None:
+        """Return a connection; synchronous, so a cancellation cannot interrupt it."""
+        if self._closed or not connection.is_connected:
+            self._opened -= 1
+            if connection.is_connected:
+                connection._close()  # type: ignore[attr-defined]
+            self._hand_over(None)
+        elif not self._hand_over(connection):
+            self._idle.append(connection)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, []
+        self._opened -= len(idle)
+        for connection in idle:
+            await connection.disconnect(nowait=True)
+
+
+class _LoopPools:
+    """The pools of one event loop, and the watcher that closes them with it."""
+
+    def __init__(self) -> None:
+        self.pools: dict[Server, AsyncConnectionPool] = {}
+        self.watcher: AsyncGenerator[None, None] | None = None
+
+
+_async_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopPools] = (
+    weakref.WeakKeyDictionary()
+)
+_sync_pools: dict[Server, redis.ConnectionPool] = {}
+_sync_lock = threading.Lock()
+_forsaken: list[Any] = []  # the parent's pools, kept alive in a child so GC won't close them
+
+
+async def _close_with_loop(
+    loop: asyncio.AbstractEventLoop, entry: _LoopPools
+) -> AsyncGenerator[None, None]:
+    try:
+        yield
+    finally:
+        if _async_pools.get(loop) is entry:
+            del _async_pools[loop]
+        for pool in list(entry.pools.values()):
+            await pool.aclose()
+
+
+def _watch(loop: asyncio.AbstractEventLoop, entry: _LoopPools) -> None:
+    """Register an async generator with the running loop; its ``finally`` runs at
+    ``loop.shutdown_asyncgens()`` while the loop can still close sockets."""
+    watcher = _close_with_loop(loop, entry)
+    step = watcher.asend(None)  # the loop's first-iteration hook registers it
+    try:
+        step.send(None)
+    except StopIteration:
+        pass
+    entry.watcher = watcher  # the loop only holds a weak reference
+
+
+def async_pool(server: Server) -> AsyncConnectionPool:
+    """The pool for ``server`` on the running event loop."""
+    loop = asyncio.get_running_loop()
+    entry = _async_pools.get(loop)
+    if entry is None:
+        entry = _async_pools[loop] = _LoopPools()
+        _watch(loop, entry)
+    pool = entry.pools.get(server)
+    if pool is None:
+        pool = entry.pools[server] = AsyncConnectionPool(server)
+    return pool
+
+
+def sync_pool(server: Server) -> redis.ConnectionPool:
+    """The process-wide sync pool for ``server`` (redis-py's pools are thread-safe
+    and reset themselves in a forked child)."""
+    pool = _sync_pools.get(server)
+    if pool is None:
+        with _sync_lock:
+            pool = _sync_pools.get(server)
+            if pool is None:
+                pool = _sync_pools[server] = _new_sync_pool(server)
+    return pool
+
+
+def _new_sync_pool(server: Server) -> redis.ConnectionPool:
+    kwargs = server.connection_kwargs()
+    kwargs.update(_NO_RETRY_ARGS)
+    kwargs.update(_parser_kwargs(server, asynchronous=False))
+    if server.scheme == "unix":
+        kwargs["connection_class"] = redis.UnixDomainSocketConnection
+    elif server.scheme == "rediss":
+        kwargs["connection_class"] = redis.SSLConnection
+    if server.sync_pool_class is not None:
+        return server.sync_pool_class(max_connections=server.max_connections, **kwargs)  # type: ignore[no-any-return]
+    return redis.BlockingConnectionPool(
+        max_connections=server.max_connections, timeout=server.pool_timeout, **kwargs
+    )
+
+
+def _takes_command_name(pool_class: type[Any]) -> bool:
+    """redis-py < 5.3 requires a command name in get_connection(); later ones warn on it."""
+    parameter = inspect.signature(pool_class.get_connection).parameters.get("command_name")
+    return parameter is not None and parameter.default is inspect.Parameter.empty
+
+
+SYNC_GET_CONNECTION_NEEDS_NAME = _takes_command_name(redis.ConnectionPool)
+
+
+async def aclose_all() -> None:
+    """Close every connection this process can close now: the running loop's
+    pools and the sync pools. Pools of other, still running loops are left to
+    their loops. Call it from an ASGI lifespan shutdown hook."""
+    entry = _async_pools.pop(asyncio.get_running_loop(), None)
+    if entry is not None:
+        for pool in entry.pools.values():
+            await pool.aclose()
+    close_sync_pools()
+
+
+def close_sync_pools(servers: Any = None) -> None:
+    """Disconnect the sync pools of ``servers`` (all when None); they reconnect on use."""
+    with _sync_lock:
+        for server, pool in list(_sync_pools.items()):
+            if servers is None or server in servers:
+                pool.disconnect()
+
+
+async def aclose_async_pools(servers: Any) -> None:
+    """Close the running loop's pools for ``servers``; the next call opens new ones."""
+    entry = _async_pools.get(asyncio.get_running_loop())
+    if entry is not None:
+        for server in servers:
+            pool = entry.pools.pop(server, None)
+            if pool is not None:
+                await pool.aclose()
+
+
+def _forget_after_fork() -> None:
+    _forsaken.append((dict(_async_pools), dict(_sync_pools)))
+    _async_pools.clear()
+    _sync_pools.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
