@@ -1,0 +1,59 @@
+"""Every developer task, one session each: ``nox -s tests``, ``nox -s demo``, ...
+
+Only the interpreter nox runs with is used (Python 3.11+ here); the Django
+version of ``tests`` is a parameter, and CI runs both LTS releases.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+DJANGO_VERSIONS = {"4.2": "django>=4.2,<4.3", "5.2": "django>=5.2,<5.3"}
+DEV = ".[dev,hiredis,msgpack,lz4,zstd]"
+
+
+@nox.session
+@nox.parametrize("django", list(DJANGO_VERSIONS), ids=list(DJANGO_VERSIONS))
+def tests(session: nox.Session, django: str) -> None:
+    """pytest against a throwaway real server; ``nox -s tests`` runs every Django LTS."""
+    session.install(DEV, DJANGO_VERSIONS[django])
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.8")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    session.install("-e", DEV, "mypy>=1.13", "django-stubs>=5.1")
+    session.run("mypy")
+
+
+@nox.session
+@nox.parametrize("django", list(DJANGO_VERSIONS), ids=list(DJANGO_VERSIONS))
+def django_contract(session: nox.Session, django: str) -> None:
+    """Django's own BaseCacheTests against our backend, through the sync and the async API."""
+    session.install(DEV, DJANGO_VERSIONS[django])
+    session.run("python", "tests/contract/run.py", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks against the peers, interleaved in one run, reported as ratios."""
+    session.install(DEV, "django-redis")
+    session.run("python", "tests/benchmarks/run.py", *session.posargs)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The example ASGI project under uvicorn, on REDIS_URL or an embedded server."""
+    session.install(DEV)
+    session.run("python", "examples/run_demo.py", *session.posargs)
