@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,7 +19,13 @@ def pytest_configure(config: pytest.Config) -> None:
     if not settings.configured:
         settings.configure(
             INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "tests"],
-            DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+            # A file, not :memory:, so threads (sync_to_async) see the same tables.
+            DATABASES={
+                "default": {
+                    "ENGINE": "django.db.backends.sqlite3",
+                    "NAME": os.path.join(tempfile.mkdtemp(prefix="asyncredis-db-"), "db.sqlite3"),
+                }
+            },
             CACHES={"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}},
             USE_TZ=True,
         )
@@ -36,16 +44,21 @@ def make_cache(redis_server: ServerProcess) -> Iterator[Callable[..., Any]]:
     """Build a backend like Django does: ``make_cache(OPTIONS={...}, KEY_PREFIX=...)``."""
     from django_asyncredis import RedisCache
 
-    made = []
-
     def make(location: Any = None, **params: Any) -> RedisCache:
-        cache = RedisCache(location or redis_server.url, params)
-        made.append(cache)
-        return cache
+        return RedisCache(location or redis_server.url, params)
 
     yield make
-    if made:
-        made[0].clear()
+    redis_server.flush()
+
+
+@pytest.fixture
+def raw(redis_server: ServerProcess) -> Iterator[Any]:
+    """A plain redis-py client on the test server, to look at what the cache stored."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    yield client
+    client.close()
 
 
 @pytest.fixture
@@ -74,3 +87,19 @@ def api(request: pytest.FixtureRequest, cache: Any) -> Iterator[Any]:
         return
     with asyncio.Runner() as runner:
         yield AsyncAPI(cache, runner)
+
+
+@pytest.fixture
+def django_db_tables() -> Iterator[None]:
+    """Create the test models' tables in the in-memory database (no pytest-django needed)."""
+    from django.db import connection
+
+    from tests.models import Poll
+
+    with connection.schema_editor() as editor:
+        editor.create_model(Poll)
+    try:
+        yield
+    finally:
+        with connection.schema_editor() as editor:
+            editor.delete_model(Poll)

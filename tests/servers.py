@@ -85,6 +85,12 @@ class ServerProcess:
         except OSError:
             return False
 
+    def flush(self) -> None:
+        """Empty every database, so the next test starts clean."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+            sock.sendall(b"FLUSHALL\r\n")
+            sock.recv(16)
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()

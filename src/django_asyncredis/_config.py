@@ -120,11 +120,19 @@ POOL_OPTIONS: dict[str, Validator] = {
 }
 
 #: django-redis CLIENT_CLASS values that mean "the default client", which we are.
-_DEFAULT_CLIENTS = {"django_redis.client.DefaultClient", "django_redis.client.default.DefaultClient"}
+_DEFAULT_CLIENTS = {
+    "django_redis.client.DefaultClient",
+    "django_redis.client.default.DefaultClient",
+}
 
 #: Options the parity issue will add; until then naming one is an error, not a no-op.
-_NOT_YET_SUPPORTED = {"compressor", "redis_client_class", "redis_client_kwargs",
-                      "connection_pool_class", "connection_factory"}
+_NOT_YET_SUPPORTED = {
+    "compressor",
+    "redis_client_class",
+    "redis_client_kwargs",
+    "connection_pool_class",
+    "connection_factory",
+}
 
 
 @dataclass(frozen=True)
@@ -187,7 +195,7 @@ def split_location(location: str | list[str] | tuple[str, ...]) -> list[str]:
 
 
 def _parse_url(url: str) -> tuple[str, str, int, str, dict[str, Any]]:
-    """Split a redis://, rediss:// or unix:// URL; its settings win over OPTIONS (as in redis-py)."""
+    """Split a redis://, rediss:// or unix:// URL; its settings win over OPTIONS (like redis-py)."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in ("redis", "rediss", "unix"):
@@ -245,7 +253,9 @@ def _serializer(name: str, value: Any) -> Serializer:
     except (TypeError, ValueError):
         wants_options = False
     instance = cls(options={}) if wants_options else cls()  # django-redis's take options
-    if not (callable(getattr(instance, "dumps", None)) and callable(getattr(instance, "loads", None))):
+    if not (
+        callable(getattr(instance, "dumps", None)) and callable(getattr(instance, "loads", None))
+    ):
         raise ImproperlyConfigured(f"OPTIONS[{name!r}] must have dumps() and loads() methods.")
     return instance  # type: ignore[no-any-return]
 
@@ -260,8 +270,10 @@ def _sync_pool_class(name: str, value: Any) -> type[Any]:
 
 
 def _pickle_version(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not (
-        -1 <= value <= pickle.HIGHEST_PROTOCOL
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not (-1 <= value <= pickle.HIGHEST_PROTOCOL)
     ):
         raise ImproperlyConfigured(
             f"OPTIONS[{name!r}] must be an int from -1 to {pickle.HIGHEST_PROTOCOL}."
@@ -269,16 +281,19 @@ def _pickle_version(name: str, value: Any) -> int:
     return value
 
 
-def _normalise(options: Mapping[str, Any]) -> dict[str, Any]:
-    """Lower-case every option name, refusing the same option given twice."""
-    normalised: dict[str, Any] = {}
+def _normalise(options: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
+    """Map each lower-cased option name to (the name as the user spelled it, value),
+    refusing the same option given twice."""
+    normalised: dict[str, tuple[str, Any]] = {}
     for name, value in options.items():
         if not isinstance(name, str):
             raise ImproperlyConfigured(f"OPTIONS keys must be strings, not {name!r}.")
         key = name.lower()
         if key in normalised:
-            raise ImproperlyConfigured(f"OPTIONS sets {key!r} twice (in two spellings).")
-        normalised[key] = value
+            raise ImproperlyConfigured(
+                f"OPTIONS sets {normalised[key][0]!r} and {name!r}: the same option twice."
+            )
+        normalised[key] = (name, value)
     return normalised
 
 
@@ -303,51 +318,49 @@ def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
     sync_pool_class = None
     close_connection = False
 
-    def apply(name: str, value: Any, *, nested: bool = False) -> None:
-        if name in CONNECTION_OPTIONS:
-            connection[name] = CONNECTION_OPTIONS[name](name, value)
-        elif name in POOL_OPTIONS:
-            pool[name] = POOL_OPTIONS[name](name, value)
-        elif not nested and name in ("connection_pool_kwargs",):
+    def apply(key: str, name: str, value: Any, *, nested: bool = False) -> None:
+        if key in CONNECTION_OPTIONS:
+            connection[key] = CONNECTION_OPTIONS[key](name, value)
+        elif key in POOL_OPTIONS:
+            pool[key] = POOL_OPTIONS[key](name, value)
+        elif not nested and key == "connection_pool_kwargs":
             if not isinstance(value, Mapping):
                 raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be a dict.")
-            for inner, inner_value in _normalise(value).items():
-                apply(inner, inner_value, nested=True)
+            for inner_key, (inner_name, inner_value) in _normalise(value).items():
+                apply(inner_key, inner_name, inner_value, nested=True)
         else:
             hint = " (inside CONNECTION_POOL_KWARGS)" if nested else ""
             raise ImproperlyConfigured(f"Unknown cache option {name!r}{hint}.")
 
     # CONNECTION_POOL_KWARGS first, so a top-level option of the same name wins.
     if "connection_pool_kwargs" in opts:
-        apply("connection_pool_kwargs", opts.pop("connection_pool_kwargs"))
-    for name, value in opts.items():
-        if name in ("serializer",):
+        apply("connection_pool_kwargs", *opts.pop("connection_pool_kwargs"))
+    for key, (name, value) in opts.items():
+        if key == "serializer":
             serializer_option = (name, value)
-        elif name == "pickle_version":
+        elif key == "pickle_version":
             pickle_version = _pickle_version(name, value)
-        elif name == "parser_class":
+        elif key == "parser_class":
             parser = _parser(name, value)
-        elif name == "pool_class":
+        elif key == "pool_class":
             sync_pool_class = _sync_pool_class(name, value)
-        elif name == "close_connection":
+        elif key == "close_connection":
             close_connection = _boolean(name, value)
-        elif name == "client_class":
+        elif key == "client_class":
             if value not in _DEFAULT_CLIENTS:
                 raise ImproperlyConfigured(
-                    f"OPTIONS['CLIENT_CLASS'] = {value!r} is not supported: django-asyncredis "
+                    f"OPTIONS[{name!r}] = {value!r} is not supported: django-asyncredis "
                     "is itself the client. Remove the option (DefaultClient is accepted)."
                 )
-        elif name in ("max_entries", "cull_frequency"):
+        elif key in ("max_entries", "cull_frequency"):
             pass  # read by BaseCache; Redis evicts by its own maxmemory-policy
-        elif name == "ignore_exceptions":
+        elif key == "ignore_exceptions":
             if _boolean(name, value):
-                raise ImproperlyConfigured(
-                    "OPTIONS['IGNORE_EXCEPTIONS'] = True is not supported yet."
-                )
-        elif name in _NOT_YET_SUPPORTED:
-            raise ImproperlyConfigured(f"OPTIONS[{name.upper()!r}] is not supported yet.")
+                raise ImproperlyConfigured(f"OPTIONS[{name!r}] = True is not supported yet.")
+        elif key in _NOT_YET_SUPPORTED:
+            raise ImproperlyConfigured(f"OPTIONS[{name!r}] is not supported yet.")
         else:
-            apply(name, value)
+            apply(key, name, value)
 
     if serializer_option is not None:
         serializer = _serializer(*serializer_option)

@@ -69,12 +69,12 @@ class AsyncCore:
             raise error from exc
 
 
-async def _send(pool: AsyncConnectionPool, request: Request) -> Any:
+async def _send(pool: AsyncConnectionPool, request: Any) -> Any:
     """One round trip; a connection that turns out broken is replaced, boundedly."""
     server = pool.server
     attempt = 0
     while True:
-        connection = await pool.acquire()
+        connection: Any = await pool.acquire()
         try:
             if type(request) is Batch:
                 await connection.send_packed_command(connection.pack_commands(request))

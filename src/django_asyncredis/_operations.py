@@ -88,7 +88,7 @@ def get(codec: Codec, key: str, default: Any) -> Operation[Any]:
     return default if raw is None else codec.loads(raw, key)
 
 
-def set(codec: Codec, key: str, value: Any, ttl_ms: int | None) -> Operation[None]:  # noqa: A001
+def set(codec: Codec, key: str, value: Any, ttl_ms: int | None) -> Operation[None]:
     stored = yield from encode(codec, value)
     if ttl_ms is not None and ttl_ms <= 0:
         yield ("DEL", key)  # Django: a timeout of 0 or less stores nothing
@@ -106,9 +106,7 @@ def add(codec: Codec, key: str, value: Any, ttl_ms: int | None) -> Operation[boo
     return reply is not None
 
 
-def get_or_set(
-    codec: Codec, key: str, default: Any, ttl_ms: int | None
-) -> Operation[Any]:
+def get_or_set(codec: Codec, key: str, default: Any, ttl_ms: int | None) -> Operation[Any]:
     raw = yield ("GET", key)
     if raw is not None:
         return codec.loads(raw, key)
@@ -156,9 +154,7 @@ def get_many(codec: Codec, keys: Mapping[str, Any]) -> Operation[dict[Any, Any]]
     }
 
 
-def set_many(
-    codec: Codec, items: Mapping[str, Any], ttl_ms: int | None
-) -> Operation[list[Any]]:
+def set_many(codec: Codec, items: Mapping[str, Any], ttl_ms: int | None) -> Operation[list[Any]]:
     """Returns the keys that failed to be stored: none, as Django's contract says."""
     if not items:
         return []
@@ -172,7 +168,9 @@ def set_many(
     if ttl_ms is None:
         yield ("MSET", *flat)
     else:
-        yield Batch(tuple(("SET", k, v, "PX", ttl_ms) for k, v in zip(flat[::2], flat[1::2])))
+        yield Batch(
+            tuple(("SET", k, v, "PX", ttl_ms) for k, v in zip(flat[::2], flat[1::2], strict=True))
+        )
     return []
 
 
@@ -212,9 +210,8 @@ def rename(source: str, target: str, name: Any) -> Operation[None]:
         raise
 
 
-def clear() -> Operation[bool]:
+def clear() -> Operation[None]:
     yield ("FLUSHDB",)
-    return True
 
 
 def route(servers: Sequence[Any], request: Request) -> Any:

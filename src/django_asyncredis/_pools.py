@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import inspect
 import os
 import threading
@@ -108,7 +109,7 @@ class AsyncConnectionPool:
         self._opened += 1
         connection = self._connection_class(**self._kwargs)
         try:
-            await connection.connect()
+            await connection.connect()  # type: ignore[no-untyped-call]
         except BaseException:
             self._opened -= 1
             self._hand_over(None)
@@ -136,7 +137,8 @@ class AsyncConnectionPool:
                     self._hand_over(None)
             else:
                 waiter.cancel()
-                self._waiters.remove(waiter)
+                with contextlib.suppress(ValueError):  # _hand_over may have dropped it
+                    self._waiters.remove(waiter)
             if isinstance(exc, TimeoutError):
                 raise PoolTimeoutError(
                     f"No connection to {self.server} became free within "
@@ -168,7 +170,7 @@ class AsyncConnectionPool:
         if self._closed or not connection.is_connected:
             self._opened -= 1
             if connection.is_connected:
-                connection._close()  # type: ignore[attr-defined]
+                connection._close()  # type: ignore[no-untyped-call]
             self._hand_over(None)
         elif not self._hand_over(connection):
             self._idle.append(connection)
@@ -178,7 +180,7 @@ class AsyncConnectionPool:
         idle, self._idle = self._idle, []
         self._opened -= len(idle)
         for connection in idle:
-            await connection.disconnect(nowait=True)
+            await connection.disconnect()  # waits until closed: aclose() means closed
 
 
 class _LoopPools:
@@ -214,10 +216,8 @@ def _watch(loop: asyncio.AbstractEventLoop, entry: _LoopPools) -> None:
     ``loop.shutdown_asyncgens()`` while the loop can still close sockets."""
     watcher = _close_with_loop(loop, entry)
     step = watcher.asend(None)  # the loop's first-iteration hook registers it
-    try:
+    with contextlib.suppress(StopIteration):  # it ran to its first yield
         step.send(None)
-    except StopIteration:
-        pass
     entry.watcher = watcher  # the loop only holds a weak reference
 
 
@@ -256,7 +256,7 @@ def _new_sync_pool(server: Server) -> redis.ConnectionPool:
         kwargs["connection_class"] = redis.SSLConnection
     if server.sync_pool_class is not None:
         return server.sync_pool_class(max_connections=server.max_connections, **kwargs)  # type: ignore[no-any-return]
-    return redis.BlockingConnectionPool(
+    return redis.BlockingConnectionPool(  # type: ignore[no-untyped-call]
         max_connections=server.max_connections, timeout=server.pool_timeout, **kwargs
     )
 

@@ -71,11 +71,11 @@ class SyncAdapter:
             raise error from exc
 
 
-def _send(server: Server, request: Request) -> Any:
+def _send(server: Server, request: Any) -> Any:
     pool: redis.ConnectionPool = sync_pool(server)
     attempt = 0
     while True:
-        connection = pool.get_connection(*_CONNECTION_ARGS)
+        connection: Any = pool.get_connection(*_CONNECTION_ARGS)
         try:
             if type(request) is Batch:
                 connection.send_packed_command(connection.pack_commands(request))

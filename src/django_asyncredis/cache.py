@@ -38,7 +38,7 @@ class RedisCache(BaseCache):
         servers = ", ".join(str(server) for server in self._config.servers)
         return f"<{type(self).__qualname__} {servers}>"
 
-    def get_backend_timeout(self, timeout: Timeout = DEFAULT_TIMEOUT) -> int | None:  # type: ignore[override]
+    def get_backend_timeout(self, timeout: Timeout = DEFAULT_TIMEOUT) -> int | None:
         """The timeout in milliseconds (None: forever; <= 0: expire now).
 
         Milliseconds, so a timeout of 0.5 s means half a second rather than
@@ -58,11 +58,19 @@ class RedisCache(BaseCache):
     def _get(self, key: Key, default: Any, version: int | None) -> ops.Operation[Any]:
         return ops.get(self._codec, self._key(key, version), default)
 
-    def _set(self, key: Key, value: Any, timeout: Timeout, version: int | None) -> ops.Operation[None]:
-        return ops.set(self._codec, self._key(key, version), value, self.get_backend_timeout(timeout))
+    def _set(
+        self, key: Key, value: Any, timeout: Timeout, version: int | None
+    ) -> ops.Operation[None]:
+        return ops.set(
+            self._codec, self._key(key, version), value, self.get_backend_timeout(timeout)
+        )
 
-    def _add(self, key: Key, value: Any, timeout: Timeout, version: int | None) -> ops.Operation[bool]:
-        return ops.add(self._codec, self._key(key, version), value, self.get_backend_timeout(timeout))
+    def _add(
+        self, key: Key, value: Any, timeout: Timeout, version: int | None
+    ) -> ops.Operation[bool]:
+        return ops.add(
+            self._codec, self._key(key, version), value, self.get_backend_timeout(timeout)
+        )
 
     def _get_or_set(
         self, key: Key, default: Any, timeout: Timeout, version: int | None
@@ -95,7 +103,9 @@ class RedisCache(BaseCache):
     def _incr(self, key: Key, delta: int, version: int | None) -> ops.Operation[int]:
         return ops.incr(self._codec, self._key(key, version), delta, key)
 
-    def _incr_version(self, key: Key, delta: int, version: int | None) -> tuple[ops.Operation[None], int]:
+    def _incr_version(
+        self, key: Key, delta: int, version: int | None
+    ) -> tuple[ops.Operation[None], int]:
         if version is None:
             version = self.version
         source = self._key(key, version)
@@ -126,7 +136,9 @@ class RedisCache(BaseCache):
     ) -> Any:
         return self._sync.run(self._get_or_set(key, default, timeout, version))
 
-    def touch(self, key: Key, timeout: Timeout = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
+    def touch(
+        self, key: Key, timeout: Timeout = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> bool:
         return self._sync.run(self._touch(key, timeout, version))
 
     def delete(self, key: Key, version: int | None = None) -> bool:
@@ -139,7 +151,10 @@ class RedisCache(BaseCache):
         return self._sync.run(self._get_many(keys, version))
 
     def set_many(
-        self, data: Mapping[Key, Any], timeout: Timeout = DEFAULT_TIMEOUT, version: int | None = None
+        self,
+        data: Mapping[Key, Any],
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        version: int | None = None,
     ) -> list[Any]:
         return self._sync.run(self._set_many(data, timeout, version))
 
@@ -160,8 +175,9 @@ class RedisCache(BaseCache):
     def decr_version(self, key: Key, delta: int = 1, version: int | None = None) -> int:
         return self.incr_version(key, -delta, version)
 
-    def clear(self) -> bool:
-        return self._sync.run(ops.clear())
+    def clear(self) -> None:
+        """FLUSHDB: empties the whole database, as Django's built-in backend does."""
+        self._sync.run(ops.clear())
 
     def close(self, **kwargs: Any) -> None:
         """Django calls this at the end of every request: free unless CLOSE_CONNECTION is set."""
@@ -207,7 +223,10 @@ class RedisCache(BaseCache):
         return await self._async.run(self._get_many(keys, version))
 
     async def aset_many(
-        self, data: Mapping[Key, Any], timeout: Timeout = DEFAULT_TIMEOUT, version: int | None = None
+        self,
+        data: Mapping[Key, Any],
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        version: int | None = None,
     ) -> list[Any]:
         return await self._async.run(self._set_many(data, timeout, version))
 
@@ -228,8 +247,8 @@ class RedisCache(BaseCache):
     async def adecr_version(self, key: Key, delta: int = 1, version: int | None = None) -> int:
         return await self.aincr_version(key, -delta, version)
 
-    async def aclear(self) -> bool:
-        return await self._async.run(ops.clear())
+    async def aclear(self) -> None:
+        await self._async.run(ops.clear())
 
     async def aclose(self, **kwargs: Any) -> None:
         """With CLOSE_CONNECTION, close this cache's connections on the running loop."""

@@ -1,0 +1,340 @@
+"""Connections: shared pools, event loops, cancellation, waiting, closing, forking.
+
+These are the guarantees of the async core and the sync adapter that hold
+whatever the operation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import random
+import threading
+import time
+from typing import Any
+
+import pytest
+import redis
+from asgiref.sync import async_to_sync, sync_to_async
+
+from django_asyncredis import ConnectionInterrupted, PoolTimeoutError, _pools, aclose_all
+
+
+def connected_clients(raw: Any) -> int:
+    """Clients connected to the server, not counting the inspecting one."""
+    return int(raw.info("clients")["connected_clients"]) - 1
+
+
+# Atomic counters
+
+
+async def test_concurrent_aincr_loses_no_update(cache: Any) -> None:
+    """20 tasks x 50 increments end at exactly 1000 (one atomic server-side step each)."""
+    await cache.aset("n", 0)
+
+    async def worker() -> None:
+        for _ in range(50):
+            await cache.aincr("n")
+
+    await asyncio.gather(*(worker() for _ in range(20)))
+    assert await cache.aget("n") == 1000
+
+
+def test_concurrent_incr_from_threads_loses_no_update(cache: Any) -> None:
+    cache.set("n", 0)
+
+    def worker() -> None:
+        for _ in range(50):
+            cache.incr("n")
+
+    threads = [threading.Thread(target=worker) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert cache.get("n") == 1000
+
+
+# Cancellation
+
+
+async def test_cancelled_calls_never_leave_a_reply_for_another_caller(make_cache: Any) -> None:
+    """Random cancellations mid-command: every completed aget returns its own key's value."""
+    cache = make_cache(OPTIONS={"max_connections": 8})
+    keys = [f"key-{i}" for i in range(200)]
+    await cache.aset_many({key: f"value-of-{key}" for key in keys})
+    rng = random.Random(1234)
+    wrong: list[tuple[str, Any]] = []
+    completed = cancelled = 0
+
+    async def read(key: str) -> None:
+        nonlocal completed
+        value = await cache.aget(key)
+        completed += 1
+        if value != f"value-of-{key}":
+            wrong.append((key, value))
+
+    async def write(key: str) -> None:
+        await cache.aset(key, f"value-of-{key}")
+
+    for _ in range(10):
+        tasks = [
+            asyncio.create_task(read(key) if rng.random() < 0.7 else write(key))
+            for key in rng.sample(keys, 100)
+        ]
+        await asyncio.sleep(0)
+        for _ in range(rng.randrange(1, 4)):
+            await asyncio.sleep(0)
+        for task in tasks:
+            if rng.random() < 0.4 and task.cancel():
+                cancelled += 1
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # And afterwards, on the connections that survived:
+    await asyncio.gather(*(read(key) for key in keys))
+    assert wrong == []
+    assert cancelled > 50
+    assert completed > len(keys)
+
+
+async def test_timeouts_mid_command_never_leave_a_reply_for_another_caller(
+    make_cache: Any,
+) -> None:
+    """asyncio.timeout of a few hundred microseconds around aget, as a client disconnect."""
+    cache = make_cache(OPTIONS={"max_connections": 4})
+    keys = [f"k{i}" for i in range(64)]
+    await cache.aset_many({key: key * 3 for key in keys})
+    wrong = []
+    rng = random.Random(99)
+
+    async def read(key: str) -> None:
+        try:
+            async with asyncio.timeout(rng.choice([0.0001, 0.0003, 0.001, 1])):
+                value = await cache.aget(key)
+        except TimeoutError:
+            return
+        if value != key * 3:
+            wrong.append((key, value))
+
+    for _ in range(20):
+        await asyncio.gather(*(read(key) for key in keys))
+    assert wrong == []
+
+
+# Pools
+
+
+async def test_backend_instances_share_the_loops_pool(make_cache: Any, raw: Any) -> None:
+    """Django builds a backend per async context; they must not open connections each."""
+    before = connected_clients(raw)
+    for _ in range(50):
+        await make_cache().aget("key")
+    assert connected_clients(raw) - before == 1
+
+
+async def test_callers_wait_for_a_free_connection(make_cache: Any, raw: Any) -> None:
+    """With max_connections=2, 300 concurrent callers all complete on 2 connections."""
+    cache = make_cache(OPTIONS={"max_connections": 2})
+    await cache.aset("key", "value")
+    before = connected_clients(raw)
+    results = await asyncio.gather(*(cache.aget("key") for _ in range(300)))
+    assert results == ["value"] * 300
+    assert connected_clients(raw) - before <= 2
+
+
+async def test_waiting_past_pool_timeout_is_a_clear_error(make_cache: Any) -> None:
+    cache = make_cache(OPTIONS={"max_connections": 1, "pool_timeout": 0.05})
+    await cache.aget("warm")
+    pool = _pools.async_pool(cache._config.servers[0])
+    held = await pool.acquire()
+    try:
+        with pytest.raises(PoolTimeoutError, match="max_connections=1"):
+            await cache.aget("key")
+    finally:
+        pool.release(held)
+    assert await cache.aget("key") is None
+
+
+def test_sync_callers_wait_for_a_free_connection(make_cache: Any) -> None:
+    cache = make_cache(OPTIONS={"max_connections": 2})
+    cache.set("key", "value")
+    results = []
+
+    def worker() -> None:
+        for _ in range(20):
+            results.append(cache.get("key"))
+
+    threads = [threading.Thread(target=worker) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == ["value"] * 320
+
+
+def test_each_event_loop_gets_its_own_pool(cache: Any) -> None:
+    seen = []
+
+    async def use() -> None:
+        await cache.aget("key")
+        seen.append(_pools.async_pool(cache._config.servers[0]))
+
+    asyncio.run(use())
+    asyncio.run(use())
+    assert seen[0] is not seen[1]
+
+
+def test_closed_loops_leave_no_connections_and_no_warnings(cache: Any, raw: Any) -> None:
+    """Many consecutive asyncio.run() loops, as test runners do: connections stay bounded."""
+    before = connected_clients(raw)
+
+    async def use() -> None:
+        await cache.aset("key", "value")
+        assert await cache.aget("key") == "value"
+
+    for _ in range(100):
+        asyncio.run(use())
+    gc.collect()  # a ResourceWarning from an unclosed transport would fail the test here
+    assert connected_clients(raw) - before <= 1
+    assert not any(loop.is_closed() for loop in _pools._async_pools)
+
+
+def test_async_api_through_async_to_sync_many_times(cache: Any, raw: Any) -> None:
+    """Sync code calling the async API via async_to_sync: a loop per call, no leak."""
+    before = connected_clients(raw)
+    for i in range(200):
+        async_to_sync(cache.aset)("key", i)
+        assert async_to_sync(cache.aget)("key") == i
+    gc.collect()
+    assert connected_clients(raw) - before <= 2
+
+
+# The sync adapter in every context
+
+
+async def test_sync_api_on_the_event_loop_thread_blocks_but_completes(cache: Any) -> None:
+    """As with Django's built-in backend: it blocks the loop for one round trip, no deadlock."""
+    cache.set("key", "value")
+    assert cache.get("key") == "value"
+
+
+async def test_sync_api_in_threads_alongside_async_tasks(cache: Any) -> None:
+    """Sync views in sync_to_async threads and async views on the loop, at once."""
+
+    def sync_view(i: int) -> Any:
+        cache.set(f"sync-{i}", i)
+        return cache.get(f"sync-{i}")
+
+    async def async_view(i: int) -> Any:
+        await cache.aset(f"async-{i}", i)
+        return await cache.aget(f"async-{i}")
+
+    results = await asyncio.gather(
+        *(sync_to_async(sync_view, thread_sensitive=False)(i) for i in range(20)),
+        *(async_view(i) for i in range(20)),
+    )
+    assert results == list(range(20)) * 2
+
+
+# Closing
+
+
+def test_close_at_request_end_keeps_the_connections(cache: Any, raw: Any) -> None:
+    """Django calls close() after every request; with shared pools that costs nothing."""
+    cache.get("key")
+    before = connected_clients(raw)
+    cache.close()
+    cache.get("key")
+    assert connected_clients(raw) == before
+
+
+def test_close_connection_option_closes_sync_connections(make_cache: Any, raw: Any) -> None:
+    cache = make_cache(OPTIONS={"CLOSE_CONNECTION": True})
+    cache.get("key")
+    before = connected_clients(raw)
+    cache.close()
+    assert wait_for(lambda: connected_clients(raw) < before)
+
+
+async def test_close_connection_option_closes_async_connections(make_cache: Any, raw: Any) -> None:
+    cache = make_cache(OPTIONS={"close_connection": True})
+    await cache.aget("key")
+    before = connected_clients(raw)
+    await cache.aclose()
+    assert wait_for(lambda: connected_clients(raw) < before)
+    assert await cache.aget("key") is None
+
+
+async def test_aclose_all_closes_this_loops_and_the_sync_connections(cache: Any, raw: Any) -> None:
+    cache.get("key")
+    await cache.aget("key")
+    await aclose_all()
+    assert wait_for(lambda: connected_clients(raw) == 0)
+    assert await cache.aget("key") is None
+
+
+def wait_for(condition: Any, timeout: float = 5.0) -> bool:
+    """Poll a condition the server reaches asynchronously (a client count), with a bound."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+# Fork
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_uses_its_own_connections(cache: Any) -> None:
+    cache.set("key", "parent")
+    asyncio.run(cache.aget("key"))
+    pid = os.fork()
+    if pid == 0:  # the child: exit status tells the parent what happened
+        try:
+            ok = cache.get("key") == "parent" and asyncio.run(cache.aget("key")) == "parent"
+            cache.set("child", "was here")
+            os._exit(0 if ok else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert cache.get("key") == "parent"
+    assert cache.get("child") == "was here"
+
+
+# Failures
+
+
+@pytest.mark.parametrize("path", ["sync", "async"])
+def test_unreachable_server_fails_fast_with_a_clear_error(make_cache: Any, path: str) -> None:
+    from tests.servers import free_port
+
+    cache = make_cache(
+        f"redis://user:s3cret@127.0.0.1:{free_port()}/0",
+        OPTIONS={"socket_connect_timeout": 0.5},
+    )
+    get = cache.get if path == "sync" else lambda key: asyncio.run(cache.aget(key))
+    start = time.monotonic()
+    with pytest.raises(ConnectionInterrupted) as caught:
+        get("key")
+    assert time.monotonic() - start < 2
+    assert "s3cret" not in str(caught.value)
+    assert isinstance(caught.value, redis.exceptions.ConnectionError)
+
+
+@pytest.mark.parametrize("path", ["sync", "async"])
+def test_reads_fall_back_to_the_leader_when_the_replica_is_down(
+    make_cache: Any, redis_server: Any, path: str
+) -> None:
+    from tests.servers import free_port
+
+    cache = make_cache([redis_server.url, f"redis://127.0.0.1:{free_port()}"])
+    cache.set("key", "value")
+    for _ in range(5):
+        if path == "sync":
+            assert cache.get("key") == "value"
+        else:
+            assert asyncio.run(cache.aget("key")) == "value"
