@@ -338,3 +338,14 @@ def test_reads_fall_back_to_the_leader_when_the_replica_is_down(
             assert cache.get("key") == "value"
         else:
             assert asyncio.run(cache.aget("key")) == "value"
+
+
+async def test_hiredis_parses_replies_when_installed(cache: Any) -> None:
+    pytest.importorskip("hiredis")
+    await cache.aget("key")
+    pool = _pools.async_pool(cache._config.servers[0])
+    connection = await pool.acquire()
+    try:
+        assert "Hiredis" in type(connection._parser).__name__
+    finally:
+        pool.release(connection)

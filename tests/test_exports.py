@@ -1,0 +1,22 @@
+"""The public surface: what users import, pinned so a change is deliberate."""
+
+import django_asyncredis
+import django_asyncredis.cache
+
+
+def test_public_names() -> None:
+    assert sorted(django_asyncredis.__all__) == [
+        "CacheError",
+        "ConnectionInterrupted",
+        "CorruptValueError",
+        "PoolTimeoutError",
+        "RedisCache",
+        "ServerTimeoutError",
+        "__version__",
+        "aclose_all",
+    ]
+
+
+def test_backend_is_importable_from_both_paths() -> None:
+    """settings.py may say django_asyncredis.RedisCache or django_asyncredis.cache.RedisCache."""
+    assert django_asyncredis.RedisCache is django_asyncredis.cache.RedisCache
