@@ -16,7 +16,7 @@ from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 from django_asyncredis._config import Server
 from django_asyncredis._operations import Batch, Offload, Operation, Request, route
 from django_asyncredis._pools import AsyncConnectionPool, async_pool
-from django_asyncredis.errors import translate
+from django_asyncredis.errors import CONNECTION_ERRORS, translate
 
 T = TypeVar("T")
 
@@ -47,24 +47,17 @@ class AsyncCore:
 
     async def _execute(self, request: Request) -> Any:
         server = route(self._servers, request)
-        try:
-            return await _send(async_pool(server), request)
-        except (ConnectionError, TimeoutError, OSError) as exc:
-            if server is not self._servers[0]:
-                # A replica is down or slow: the leader answers reads too.
-                return await self._execute_on_leader(request)
-            error = translate(exc, str(server))
-            if error is None:
-                raise
-            raise error from exc
-
-    async def _execute_on_leader(self, request: Request) -> Any:
         leader = self._servers[0]
+        if server is not leader:
+            try:
+                return await _send(async_pool(server), request)
+            except CONNECTION_ERRORS:
+                pass  # the replica is down or slow: the leader answers reads too
         try:
             return await _send(async_pool(leader), request)
-        except (ConnectionError, TimeoutError, OSError) as exc:
+        except CONNECTION_ERRORS as exc:
             error = translate(exc, str(leader))
-            if error is None:
+            if error is exc:
                 raise
             raise error from exc
 

@@ -35,16 +35,17 @@ class CorruptValueError(CacheError, ValueError):
     """The bytes stored under a key are not a value this cache wrote."""
 
 
-def translate(exc: BaseException, server: str) -> CacheError | None:
-    """Map a redis-py or socket error to ours, naming the server (never its password).
+#: Errors that mean "the server did not answer", as redis-py and sockets raise them.
+CONNECTION_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 
-    Returns None for errors that are not about the connection (they propagate as
-    they are: a ``ResponseError`` is a bug or a wrong key type, not an outage).
-    """
+
+def translate(exc: Exception, server: str) -> Exception:
+    """Map one of ``CONNECTION_ERRORS`` to ours (ours are returned as they are),
+    naming the server, never its password."""
     if isinstance(exc, CacheError):
-        return None
+        return exc
     if isinstance(exc, redis.exceptions.TimeoutError | TimeoutError):
         return ServerTimeoutError(f"Redis server {server} timed out: {exc}")
-    if isinstance(exc, redis.exceptions.ConnectionError | OSError):
-        return ConnectionInterrupted(f"Redis server {server} is unavailable: {exc}")
-    return None
+    if str(exc) == "No connection available.":  # redis-py's BlockingConnectionPool
+        return PoolTimeoutError(f"No connection to {server} became free in time.")
+    return ConnectionInterrupted(f"Redis server {server} is unavailable: {exc}")
