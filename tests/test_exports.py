@@ -6,14 +6,20 @@ import django_asyncredis.cache
 
 def test_public_names() -> None:
     assert sorted(django_asyncredis.__all__) == [
+        "AsyncLock",
         "CacheError",
         "ConnectionInterrupted",
         "CorruptValueError",
+        "Lock",
+        "LockError",
+        "LockNotOwnedError",
         "PoolTimeoutError",
         "RedisCache",
         "ServerTimeoutError",
         "__version__",
         "aclose_all",
+        "aget_redis_connection",
+        "get_redis_connection",
     ]
 
 

@@ -22,6 +22,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
+from django_asyncredis._codec import Codec
+from django_asyncredis.compressors import Compressor
 from django_asyncredis.serializers import Serializer
 from django_asyncredis.serializers.pickle import PickleSerializer
 
@@ -125,14 +127,42 @@ _DEFAULT_CLIENTS = {
     "django_redis.client.default.DefaultClient",
 }
 
-#: Options the parity issue will add; until then naming one is an error, not a no-op.
-_NOT_YET_SUPPORTED = {
-    "compressor",
-    "redis_client_class",
-    "redis_client_kwargs",
-    "connection_pool_class",
-    "connection_factory",
+#: Options we do not offer; naming one is an error, not a silent no-op.
+_NOT_SUPPORTED = {"connection_factory"}
+
+#: django-redis's and Django's dotted paths, so their settings work unchanged
+#: (and without django-redis installed).
+SERIALIZER_ALIASES = {
+    "django_redis.serializers.pickle.PickleSerializer": (
+        "django_asyncredis.serializers.pickle.PickleSerializer"
+    ),
+    "django_redis.serializers.json.JSONSerializer": (
+        "django_asyncredis.serializers.json.JSONSerializer"
+    ),
+    "django_redis.serializers.msgpack.MSGPackSerializer": (
+        "django_asyncredis.serializers.msgpack.MSGPackSerializer"
+    ),
+    "django.core.cache.backends.redis.RedisSerializer": (
+        "django_asyncredis.serializers.pickle.PickleSerializer"
+    ),
 }
+COMPRESSOR_ALIASES: dict[str, str | None] = {
+    "django_redis.compressors.identity.IdentityCompressor": None,
+    "django_redis.compressors.zlib.ZlibCompressor": (
+        "django_asyncredis.compressors.zlib.ZlibCompressor"
+    ),
+    "django_redis.compressors.gzip.GzipCompressor": (
+        "django_asyncredis.compressors.gzip.GzipCompressor"
+    ),
+    "django_redis.compressors.lzma.LzmaCompressor": (
+        "django_asyncredis.compressors.lzma.LzmaCompressor"
+    ),
+    "django_redis.compressors.lz4.Lz4Compressor": "django_asyncredis.compressors.lz4.Lz4Compressor",
+    "django_redis.compressors.zstd.ZStdCompressor": (
+        "django_asyncredis.compressors.zstd.ZstdCompressor"
+    ),
+}
+DEFAULT_COMPRESS_MIN_LENGTH = 256
 
 
 @dataclass(frozen=True)
@@ -178,6 +208,20 @@ class CacheConfig:
     servers: tuple[Server, ...]  # the first is the leader; the rest are read replicas
     serializer: Serializer
     close_connection: bool
+    compressor: Compressor | None = None
+    compress_min_length: int = DEFAULT_COMPRESS_MIN_LENGTH
+    ignore_exceptions: bool = False
+    #: Where ignored exceptions are logged; None: not logged.
+    ignored_exceptions_logger: str | None = None
+    #: For ``get_redis_connection``: REDIS_CLIENT_CLASS / REDIS_CLIENT_KWARGS.
+    redis_client_class: type[Any] | None = None
+    redis_client_kwargs: tuple[tuple[str, Any], ...] = ()
+    #: Built once per distinct setting: its decoder tables are not free to build.
+    codec: Codec = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        codec = Codec(self.serializer, self.compressor, self.compress_min_length)
+        object.__setattr__(self, "codec", codec)
 
 
 def split_location(location: str | list[str] | tuple[str, ...]) -> list[str]:
@@ -244,8 +288,20 @@ def _parser(name: str, value: Any) -> str:
     )
 
 
+def _import(name: str, value: Any, aliases: Mapping[str, str | None]) -> Any:
+    if not isinstance(value, str):
+        return value
+    target = aliases.get(value, value)
+    if target is None:
+        return None
+    try:
+        return import_string(target)
+    except ImportError as exc:
+        raise ImproperlyConfigured(f"OPTIONS[{name!r}] cannot be imported: {exc}") from exc
+
+
 def _serializer(name: str, value: Any) -> Serializer:
-    cls = import_string(value) if isinstance(value, str) else value
+    cls = _import(name, value, SERIALIZER_ALIASES)
     if not callable(cls):
         raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be a class or its dotted path.")
     try:
@@ -258,6 +314,34 @@ def _serializer(name: str, value: Any) -> Serializer:
     ):
         raise ImproperlyConfigured(f"OPTIONS[{name!r}] must have dumps() and loads() methods.")
     return instance  # type: ignore[no-any-return]
+
+
+def _compressor(name: str, value: Any) -> Compressor | None:
+    cls = _import(name, value, COMPRESSOR_ALIASES)
+    if cls is None:
+        return None
+    compressor = cls() if isinstance(cls, type) else cls
+    for method in ("compress", "decompress"):
+        if not callable(getattr(compressor, method, None)):
+            raise ImproperlyConfigured(f"OPTIONS[{name!r}] must have a {method}() method.")
+    magics = getattr(compressor, "magics", None)
+    if not (
+        isinstance(magics, tuple) and magics and all(isinstance(m, bytes) and m for m in magics)
+    ):
+        raise ImproperlyConfigured(
+            f"OPTIONS[{name!r}] must declare `magics`: the bytes its output starts with, "
+            "so that reads can tell compressed values from others."
+        )
+    return compressor  # type: ignore[no-any-return]
+
+
+def _redis_client_class(name: str, value: Any) -> type[Any]:
+    import redis
+
+    cls = import_string(value) if isinstance(value, str) else value
+    if not (isinstance(cls, type) and issubclass(cls, redis.Redis)):
+        raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be a redis.Redis subclass.")
+    return cls
 
 
 def _sync_pool_class(name: str, value: Any) -> type[Any]:
@@ -317,6 +401,11 @@ def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
     parser = "default"
     sync_pool_class = None
     close_connection = False
+    compressor: Compressor | None = None
+    compress_min_length = DEFAULT_COMPRESS_MIN_LENGTH
+    ignore_exceptions = _global_setting("IGNORE_EXCEPTIONS", False)
+    redis_client_class = None
+    redis_client_kwargs: tuple[tuple[str, Any], ...] = ()
 
     def apply(key: str, name: str, value: Any, *, nested: bool = False) -> None:
         if key in CONNECTION_OPTIONS:
@@ -342,7 +431,17 @@ def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
             pickle_version = _pickle_version(name, value)
         elif key == "parser_class":
             parser = _parser(name, value)
-        elif key == "pool_class":
+        elif key == "compressor":
+            compressor = _compressor(name, value)
+        elif key == "redis_client_class":
+            redis_client_class = _redis_client_class(name, value)
+        elif key == "redis_client_kwargs":
+            if not isinstance(value, Mapping):
+                raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be a dict.")
+            redis_client_kwargs = tuple(sorted(value.items()))
+        elif key == "compress_min_length":
+            compress_min_length = _non_negative_int(name, value)
+        elif key in ("pool_class", "connection_pool_class"):
             sync_pool_class = _sync_pool_class(name, value)
         elif key == "close_connection":
             close_connection = _boolean(name, value)
@@ -355,10 +454,9 @@ def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
         elif key in ("max_entries", "cull_frequency"):
             pass  # read by BaseCache; Redis evicts by its own maxmemory-policy
         elif key == "ignore_exceptions":
-            if _boolean(name, value):
-                raise ImproperlyConfigured(f"OPTIONS[{name!r}] = True is not supported yet.")
-        elif key in _NOT_YET_SUPPORTED:
-            raise ImproperlyConfigured(f"OPTIONS[{name!r}] is not supported yet.")
+            ignore_exceptions = _boolean(name, value)
+        elif key in _NOT_SUPPORTED:
+            raise ImproperlyConfigured(f"OPTIONS[{name!r}] is not supported by django-asyncredis.")
         else:
             apply(key, name, value)
 
@@ -386,9 +484,31 @@ def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
                 sync_pool_class=sync_pool_class,
             )
         )
+    logger = None
+    if ignore_exceptions and _global_setting("LOG_IGNORED_EXCEPTIONS", False):
+        logger = _global_setting("LOGGER", None) or "django_asyncredis"
     return CacheConfig(
-        servers=tuple(servers), serializer=serializer, close_connection=close_connection
+        servers=tuple(servers),
+        serializer=serializer,
+        close_connection=close_connection,
+        compressor=compressor,
+        compress_min_length=compress_min_length,
+        ignore_exceptions=ignore_exceptions,
+        ignored_exceptions_logger=logger,
+        redis_client_class=redis_client_class,
+        redis_client_kwargs=redis_client_kwargs,
     )
+
+
+def _global_setting(name: str, default: Any) -> Any:
+    """``DJANGO_ASYNCREDIS_<name>``, or django-redis's ``DJANGO_REDIS_<name>``."""
+    from django.conf import settings
+
+    for prefix in ("DJANGO_ASYNCREDIS_", "DJANGO_REDIS_"):
+        value = getattr(settings, prefix + name, None)
+        if value is not None:
+            return value
+    return default
 
 
 _parsed: dict[str, CacheConfig] = {}
@@ -396,7 +516,11 @@ _parsed: dict[str, CacheConfig] = {}
 
 def parse_cached(location: Any, options: Mapping[str, Any]) -> CacheConfig:
     """``parse`` memoised on the settings' repr (the dicts themselves are not hashable)."""
-    key = repr((location, sorted(options.items(), key=lambda item: str(item[0]))))
+    globals_ = [
+        _global_setting(name, None)
+        for name in ("IGNORE_EXCEPTIONS", "LOG_IGNORED_EXCEPTIONS", "LOGGER")
+    ]
+    key = repr((location, sorted(options.items(), key=lambda item: str(item[0])), globals_))
     config = _parsed.get(key)
     if config is None:
         config = parse(location, options)
@@ -404,3 +528,17 @@ def parse_cached(location: Any, options: Mapping[str, Any]) -> CacheConfig:
             _parsed.clear()
         _parsed[key] = config
     return config
+
+
+def alias_of(config: CacheConfig) -> str:
+    """The CACHES alias whose settings made ``config`` (Django does not tell a
+    backend its alias); the leader's address when no alias matches."""
+    from django.conf import settings
+
+    for alias, params in getattr(settings, "CACHES", {}).items():
+        try:
+            if parse_cached(params.get("LOCATION", ""), params.get("OPTIONS") or {}) is config:
+                return str(alias)
+        except ImproperlyConfigured:
+            continue
+    return str(config.servers[0])

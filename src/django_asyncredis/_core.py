@@ -7,16 +7,22 @@ QuerySet) is serialized in a thread, as Django itself would require.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
-from django_asyncredis._config import Server
-from django_asyncredis._operations import Batch, Offload, Operation, Request, route
+from django_asyncredis._config import CacheConfig
+from django_asyncredis._operations import Batch, Emit, Offload, Operation, Request, Sleep, route
 from django_asyncredis._pools import AsyncConnectionPool, async_pool
-from django_asyncredis.errors import CONNECTION_ERRORS, translate
+from django_asyncredis.errors import (
+    CONNECTION_ERRORS,
+    ConnectionInterrupted,
+    log_ignored,
+    translate,
+)
 
 T = TypeVar("T")
 
@@ -24,26 +30,66 @@ T = TypeVar("T")
 class AsyncCore:
     """Drives operations for one cache configuration on the running event loop."""
 
-    __slots__ = ("_servers",)
+    __slots__ = ("_config", "_servers")
 
-    def __init__(self, servers: Sequence[Server]) -> None:
-        self._servers = servers
+    def __init__(self, config: CacheConfig) -> None:
+        self._config = config
+        self._servers = config.servers
 
-    async def run(self, operation: Operation[T]) -> T:
+    async def run(self, operation: Operation[T], fallback: Any = None) -> T:
+        """Run an operation to its result. In ignore-exceptions mode, a server that
+        is down or slow gives ``fallback`` instead of an error."""
         try:
             request = operation.send(None)
             while True:
                 try:
-                    if type(request) is Offload:
-                        reply = await sync_to_async(request.function)(*request.args)
-                    else:
+                    if type(request) is tuple:  # the common case, without a detour
                         reply = await self._execute(request)
+                    else:
+                        reply = await self._step(request)
                 except ResponseError as exc:
                     request = operation.throw(exc)
                 else:
                     request = operation.send(reply)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
+        except ConnectionInterrupted as exc:
+            if not self._config.ignore_exceptions:
+                raise
+            log_ignored(self._config, operation, exc)
+            return fallback  # type: ignore[no-any-return]
+
+    async def iterate(self, operation: Operation[None]) -> AsyncIterator[Any]:
+        """Run an operation that emits items, yielding them as they come."""
+        try:
+            request = operation.send(None)
+            while True:
+                if type(request) is Emit:
+                    for item in request.items:
+                        yield item
+                    reply = None
+                else:
+                    try:
+                        reply = await self._step(request)
+                    except ResponseError as exc:
+                        request = operation.throw(exc)
+                        continue
+                request = operation.send(reply)
+        except StopIteration:
+            return
+        except ConnectionInterrupted as exc:
+            if not self._config.ignore_exceptions:
+                raise
+            log_ignored(self._config, operation, exc)
+
+    async def _step(self, request: Request) -> Any:
+        if isinstance(request, Offload):
+            return await sync_to_async(request.function)(*request.args)
+        if isinstance(request, Sleep):
+            return await asyncio.sleep(request.seconds)
+        if isinstance(request, Emit):
+            raise TypeError("An operation that emits items must be run with iterate().")
+        return await self._execute(request)
 
     async def _execute(self, request: Request) -> Any:
         server = route(self._servers, request)

@@ -12,7 +12,9 @@ What an operation may yield:
 - a ``Batch`` of such tuples: they are pipelined in one round trip and the list
   of replies comes back;
 - an ``Offload``: a CPU-only call that the async driver may run off the event
-  loop (only when Django forbids it on the loop, see ``encode``).
+  loop (only when Django forbids it on the loop, see ``encode``);
+- a ``Sleep``: wait before the next command (``time.sleep`` or ``asyncio.sleep``);
+- an ``Emit``: items for the caller of an iterating driver (``iter_keys``).
 
 A Redis error reply (``ResponseError``) is thrown into the generator at the
 yield, so an operation can catch it and take another path.
@@ -24,11 +26,12 @@ normalised timeout: None for "forever", <= 0 for "expire now", else milliseconds
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from django.core.exceptions import SynchronousOnlyOperation
-from redis.exceptions import ResponseError
+from redis.exceptions import LockError, LockNotOwnedError, ResponseError
 
 from django_asyncredis._codec import Codec
 
@@ -53,10 +56,29 @@ class Offload:
         self.args = args
 
 
-Request = Command | Batch | Offload
+class Sleep:
+    """Wait this many seconds before going on (lock retries)."""
+
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+
+class Emit:
+    """Hand these items to the caller now, then go on (a streaming SCAN)."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
+
+
+Request = Command | Batch | Offload | Sleep | Emit
 Operation = Generator[Request, Any, T]
 
 #: Commands that only read: with replicas configured they may go to one of them.
+#: (Not SCAN: its cursor only means something on the server that issued it.)
 READ_ONLY = frozenset({"GET", "MGET", "EXISTS", "PTTL", "TTL"})
 
 #: Increment only a key that exists, atomically, in one round trip (Django
@@ -88,21 +110,24 @@ def get(codec: Codec, key: str, default: Any) -> Operation[Any]:
     return default if raw is None else codec.loads(raw, key)
 
 
-def set(codec: Codec, key: str, value: Any, ttl_ms: int | None) -> Operation[None]:
+def set(
+    codec: Codec, key: str, value: Any, ttl_ms: int | None, condition: str | None = None
+) -> Operation[bool]:
+    """SET; ``condition`` "NX" stores only an absent key (``add``), "XX" only a
+    present one. Returns whether the value was stored (or, for a timeout <= 0,
+    would have been before expiring at once)."""
     stored = yield from encode(codec, value)
     if ttl_ms is not None and ttl_ms <= 0:
-        yield ("DEL", key)  # Django: a timeout of 0 or less stores nothing
-    else:
+        # Django: a timeout of 0 or less stores nothing and removes an older value.
+        if condition == "NX":
+            exists = yield ("EXISTS", key)
+            return not exists
+        deleted = yield ("DEL", key)
+        return condition is None or bool(deleted)
+    if condition is None:
         yield ("SET", key, stored, *_expiry(ttl_ms))
-
-
-def add(codec: Codec, key: str, value: Any, ttl_ms: int | None) -> Operation[bool]:
-    stored = yield from encode(codec, value)
-    if ttl_ms is not None and ttl_ms <= 0:
-        # Added and expired at once: succeeds exactly when the key is absent.
-        exists = yield ("EXISTS", key)
-        return not exists
-    reply = yield ("SET", key, stored, "NX", *_expiry(ttl_ms))
+        return True
+    reply = yield ("SET", key, stored, condition, *_expiry(ttl_ms))
     return reply is not None
 
 
@@ -125,9 +150,7 @@ def get_or_set(codec: Codec, key: str, default: Any, ttl_ms: int | None) -> Oper
 
 def touch(key: str, ttl_ms: int | None) -> Operation[bool]:
     if ttl_ms is None:
-        # PERSIST answers 0 for a key that exists without expiry; ask EXISTS too.
-        _, exists = yield Batch((("PERSIST", key), ("EXISTS", key)))
-        return bool(exists)
+        return (yield from persist(key))
     changed = yield ("PEXPIRE", key, ttl_ms)  # <= 0 deletes the key, as Django wants
     return bool(changed)
 
@@ -212,6 +235,115 @@ def rename(source: str, target: str, name: Any) -> Operation[None]:
 
 def clear() -> Operation[None]:
     yield ("FLUSHDB",)
+
+
+# Expiry
+
+
+def ttl(key: str, unit: str) -> Operation[int | None]:
+    """Remaining life in seconds ("TTL") or ms ("PTTL"): 0 when the key is missing
+    or expired, None when it never expires (django-redis's convention)."""
+    remaining = yield (unit, key)
+    if remaining == -1:
+        return None
+    return max(0, int(remaining))
+
+
+def expire(key: str, command: str, when: int) -> Operation[bool]:
+    """PEXPIRE (relative ms) or PEXPIREAT (absolute ms): whether the key existed."""
+    changed = yield (command, key, when)
+    return bool(changed)
+
+
+def persist(key: str) -> Operation[bool]:
+    """Remove the expiry; True when the key exists (PERSIST alone says 0 for a key
+    that had no expiry)."""
+    _, exists = yield Batch((("PERSIST", key), ("EXISTS", key)))
+    return bool(exists)
+
+
+# Key patterns
+
+
+def scan(pattern: str, count: int | None, decode_key: Callable[[str], Any]) -> Operation[None]:
+    """SCAN the keyspace, emitting the caller's keys page by page; never KEYS."""
+    cursor: Any = 0
+    count_args = () if count is None else ("COUNT", count)
+    while True:
+        cursor, keys = yield ("SCAN", cursor, "MATCH", pattern, *count_args)
+        if keys:
+            yield Emit([decode_key(key.decode()) for key in keys])
+        if int(cursor) == 0:
+            return
+
+
+def delete_pattern(pattern: str, count: int | None) -> Operation[int]:
+    """SCAN + UNLINK page by page (the server frees memory in the background)."""
+    cursor: Any = 0
+    deleted = 0
+    count_args = () if count is None else ("COUNT", count)
+    while True:
+        cursor, keys = yield ("SCAN", cursor, "MATCH", pattern, *count_args)
+        if keys:
+            deleted += yield ("UNLINK", *keys)
+        if int(cursor) == 0:
+            return deleted
+
+
+# Locks: redis-py's algorithm (SET NX PX with a random token, Lua to release and
+# extend only while the token is still ours), written once for both APIs.
+
+RELEASE_IF_OWNED = (
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+)
+EXTEND_IF_OWNED = (
+    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end "
+    "local ttl = redis.call('PTTL', KEYS[1]) "
+    "if ttl < 0 then return -1 end "
+    "if ARGV[3] == '1' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) "
+    "else redis.call('PEXPIRE', KEYS[1], ttl + ARGV[2]) end return 1"
+)
+
+
+def lock_acquire(
+    name: str,
+    token: bytes,
+    ttl_ms: int | None,
+    sleep: float,
+    blocking: bool,
+    blocking_timeout: float | None,
+) -> Operation[bool]:
+    deadline = None if blocking_timeout is None else time.monotonic() + blocking_timeout
+    while True:
+        reply = yield ("SET", name, token, "NX", *_expiry(ttl_ms))
+        if reply is not None:
+            return True
+        if not blocking:
+            return False
+        if deadline is not None and time.monotonic() + sleep > deadline:
+            return False
+        yield Sleep(sleep)
+
+
+def lock_release(name: str, token: bytes) -> Operation[None]:
+    released = yield ("EVAL", RELEASE_IF_OWNED, 1, name, token)
+    if not released:
+        raise LockNotOwnedError(f"Cannot release lock {name!r}: it is no longer owned.")
+
+
+def lock_extend(name: str, token: bytes, ms: int, replace: bool) -> Operation[bool]:
+    """Add ``ms`` to the lock's life (or set it to ``ms`` with ``replace``)."""
+    result = yield ("EVAL", EXTEND_IF_OWNED, 1, name, token, ms, "1" if replace else "0")
+    if result == 0:
+        raise LockNotOwnedError(f"Cannot extend lock {name!r}: it is no longer owned.")
+    if result == -1:
+        raise LockError(f"Cannot extend lock {name!r}: it has no timeout.")
+    return True
+
+
+def lock_owned(name: str, token: bytes | None) -> Operation[bool]:
+    stored = yield ("GET", name)
+    return token is not None and stored == token
 
 
 def route(servers: Sequence[Any], request: Request) -> Any:

@@ -188,7 +188,14 @@ class _LoopPools:
 
     def __init__(self) -> None:
         self.pools: dict[Server, AsyncConnectionPool] = {}
+        self.raw_pools: dict[Server, redis.asyncio.ConnectionPool] = {}
         self.watcher: AsyncGenerator[None, None] | None = None
+
+    async def aclose(self) -> None:
+        for pool in list(self.pools.values()):
+            await pool.aclose()
+        for raw in list(self.raw_pools.values()):
+            await raw.aclose()
 
 
 _async_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopPools] = (
@@ -207,8 +214,7 @@ async def _close_with_loop(
     finally:
         if _async_pools.get(loop) is entry:
             del _async_pools[loop]
-        for pool in list(entry.pools.values()):
-            await pool.aclose()
+        await entry.aclose()
 
 
 def _watch(loop: asyncio.AbstractEventLoop, entry: _LoopPools) -> None:
@@ -221,16 +227,40 @@ def _watch(loop: asyncio.AbstractEventLoop, entry: _LoopPools) -> None:
     entry.watcher = watcher  # the loop only holds a weak reference
 
 
-def async_pool(server: Server) -> AsyncConnectionPool:
-    """The pool for ``server`` on the running event loop."""
+def _loop_pools() -> _LoopPools:
     loop = asyncio.get_running_loop()
     entry = _async_pools.get(loop)
     if entry is None:
         entry = _async_pools[loop] = _LoopPools()
         _watch(loop, entry)
+    return entry
+
+
+def async_pool(server: Server) -> AsyncConnectionPool:
+    """The pool for ``server`` on the running event loop."""
+    entry = _loop_pools()
     pool = entry.pools.get(server)
     if pool is None:
         pool = entry.pools[server] = AsyncConnectionPool(server)
+    return pool
+
+
+def raw_async_pool(server: Server) -> redis.asyncio.ConnectionPool:
+    """A redis-py asyncio pool for raw clients (``aget_redis_connection``) on the
+    running loop; closed with the loop like ours."""
+    entry = _loop_pools()
+    pool = entry.raw_pools.get(server)
+    if pool is None:
+        kwargs = server.connection_kwargs()
+        kwargs.update(_NO_RETRY_ARGS)
+        kwargs.update(_parser_kwargs(server, asynchronous=True))
+        if server.scheme == "unix":
+            kwargs["connection_class"] = redis.asyncio.UnixDomainSocketConnection
+        elif server.scheme == "rediss":
+            kwargs["connection_class"] = redis.asyncio.SSLConnection
+        pool = entry.raw_pools[server] = redis.asyncio.BlockingConnectionPool(
+            max_connections=server.max_connections, timeout=server.pool_timeout, **kwargs
+        )
     return pool
 
 
@@ -276,8 +306,7 @@ async def aclose_all() -> None:
     their loops. Call it from an ASGI lifespan shutdown hook."""
     entry = _async_pools.pop(asyncio.get_running_loop(), None)
     if entry is not None:
-        for pool in entry.pools.values():
-            await pool.aclose()
+        await entry.aclose()
     close_sync_pools()
 
 

@@ -8,16 +8,22 @@ deadlock because it never waits for the loop.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import redis
 from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
-from django_asyncredis._config import Server
-from django_asyncredis._operations import Batch, Offload, Operation, Request, route
+from django_asyncredis._config import CacheConfig, Server
+from django_asyncredis._operations import Batch, Emit, Offload, Operation, Request, Sleep, route
 from django_asyncredis._pools import SYNC_GET_CONNECTION_NEEDS_NAME, sync_pool
-from django_asyncredis.errors import CONNECTION_ERRORS, translate
+from django_asyncredis.errors import (
+    CONNECTION_ERRORS,
+    ConnectionInterrupted,
+    log_ignored,
+    translate,
+)
 
 T = TypeVar("T")
 
@@ -27,26 +33,65 @@ _CONNECTION_ARGS: tuple[str, ...] = ("_",) if SYNC_GET_CONNECTION_NEEDS_NAME els
 class SyncAdapter:
     """Drives operations for one cache configuration in the calling thread."""
 
-    __slots__ = ("_servers",)
+    __slots__ = ("_config", "_servers")
 
-    def __init__(self, servers: Sequence[Server]) -> None:
-        self._servers = servers
+    def __init__(self, config: CacheConfig) -> None:
+        self._config = config
+        self._servers = config.servers
 
-    def run(self, operation: Operation[T]) -> T:
+    def run(self, operation: Operation[T], fallback: Any = None) -> T:
+        """Run an operation to its result. In ignore-exceptions mode, a server that
+        is down or slow gives ``fallback`` instead of an error."""
         try:
             request = operation.send(None)
             while True:
                 try:
-                    if type(request) is Offload:
-                        reply = request.function(*request.args)
-                    else:
+                    if type(request) is tuple:  # the common case, without a detour
                         reply = self._execute(request)
+                    else:
+                        reply = self._step(request)
                 except ResponseError as exc:
                     request = operation.throw(exc)
                 else:
                     request = operation.send(reply)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
+        except ConnectionInterrupted as exc:
+            if not self._config.ignore_exceptions:
+                raise
+            log_ignored(self._config, operation, exc)
+            return fallback  # type: ignore[no-any-return]
+
+    def iterate(self, operation: Operation[None]) -> Iterator[Any]:
+        """Run an operation that emits items, yielding them as they come."""
+        try:
+            request = operation.send(None)
+            while True:
+                if type(request) is Emit:
+                    yield from request.items
+                    reply = None
+                else:
+                    try:
+                        reply = self._step(request)
+                    except ResponseError as exc:
+                        request = operation.throw(exc)
+                        continue
+                request = operation.send(reply)
+        except StopIteration:
+            return
+        except ConnectionInterrupted as exc:
+            if not self._config.ignore_exceptions:
+                raise
+            log_ignored(self._config, operation, exc)
+
+    def _step(self, request: Request) -> Any:
+        if isinstance(request, Offload):
+            return request.function(*request.args)
+        if isinstance(request, Sleep):
+            return time.sleep(request.seconds)
+        if isinstance(request, Emit):
+            raise TypeError("An operation that emits items must be run with iterate().")
+        return self._execute(request)
 
     def _execute(self, request: Request) -> Any:
         server = route(self._servers, request)

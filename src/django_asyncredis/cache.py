@@ -4,35 +4,50 @@ It translates and does not talk to Redis: each method makes and validates the
 key, normalises the timeout, builds the operation (``_operations``) and hands it
 to the async core (``a``-methods) or to the sync adapter (the others). Both run
 the very same operation, so the two APIs cannot drift apart.
+
+Beyond Django's API it has django-redis's extensions (``ttl``, ``expire``,
+``persist``, ``lock``, ``keys``, ``iter_keys``, ``delete_pattern``, ``set(nx=,
+xx=)``), each with an async twin named with an ``a`` in front.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import re
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
 
 from django_asyncredis import _operations as ops
-from django_asyncredis._codec import Codec
 from django_asyncredis._config import CacheConfig, parse_cached
 from django_asyncredis._core import AsyncCore
+from django_asyncredis._lock import AsyncLock, Lock
 from django_asyncredis._pools import aclose_async_pools, close_sync_pools
+from django_asyncredis._structures import StructuresMixin
 from django_asyncredis._sync import SyncAdapter
 
 Key = Any  # whatever the KEY_FUNCTION accepts; Django's default takes str
 Timeout = float | int | None | object
+Expiry = float | int | timedelta
+When = datetime | float | int
+
+_GLOB_SPECIALS = re.compile(r"([*?\[\]\\])")
 
 
-class RedisCache(BaseCache):
+class RedisCache(StructuresMixin, BaseCache):
     """Django's cache API on Redis or Valkey, natively async, with a sync twin of every method."""
 
     def __init__(self, server: Any, params: dict[str, Any]) -> None:
         super().__init__(params)
         self._config: CacheConfig = parse_cached(server, params.get("OPTIONS") or {})
-        self._codec = Codec(self._config.serializer)
-        self._sync = SyncAdapter(self._config.servers)
-        self._async = AsyncCore(self._config.servers)
+        self._codec = self._config.codec
+        self._sync = SyncAdapter(self._config)
+        self._async = AsyncCore(self._config)
+        self._reverse_key_func = _reverse_key_function(params.get("REVERSE_KEY_FUNCTION"))
+        self._custom_key_func = params.get("KEY_FUNCTION") is not None
 
     def __repr__(self) -> str:
         servers = ", ".join(str(server) for server in self._config.servers)
@@ -59,17 +74,23 @@ class RedisCache(BaseCache):
         return ops.get(self._codec, self._key(key, version), default)
 
     def _set(
-        self, key: Key, value: Any, timeout: Timeout, version: int | None
-    ) -> ops.Operation[None]:
-        return ops.set(
-            self._codec, self._key(key, version), value, self.get_backend_timeout(timeout)
-        )
-
-    def _add(
-        self, key: Key, value: Any, timeout: Timeout, version: int | None
+        self,
+        key: Key,
+        value: Any,
+        timeout: Timeout,
+        version: int | None,
+        nx: bool = False,
+        xx: bool = False,
     ) -> ops.Operation[bool]:
-        return ops.add(
-            self._codec, self._key(key, version), value, self.get_backend_timeout(timeout)
+        if nx and xx:
+            raise ValueError("set() takes nx=True or xx=True, not both.")
+        condition = "NX" if nx else "XX" if xx else None
+        return ops.set(
+            self._codec,
+            self._key(key, version),
+            value,
+            self.get_backend_timeout(timeout),
+            condition,
         )
 
     def _get_or_set(
@@ -81,12 +102,6 @@ class RedisCache(BaseCache):
 
     def _touch(self, key: Key, timeout: Timeout, version: int | None) -> ops.Operation[bool]:
         return ops.touch(self._key(key, version), self.get_backend_timeout(timeout))
-
-    def _delete(self, key: Key, version: int | None) -> ops.Operation[bool]:
-        return ops.delete(self._key(key, version))
-
-    def _has_key(self, key: Key, version: int | None) -> ops.Operation[bool]:
-        return ops.has_key(self._key(key, version))
 
     def _get_many(self, keys: Iterable[Key], version: int | None) -> ops.Operation[dict[Any, Any]]:
         return ops.get_many(self._codec, {self._key(key, version): key for key in keys})
@@ -112,20 +127,55 @@ class RedisCache(BaseCache):
         target = self._key(key, version + delta)
         return ops.rename(source, target, key), version + delta
 
+    def _expire(
+        self, key: Key, command: str, when: int, version: int | None
+    ) -> ops.Operation[bool]:
+        return ops.expire(self._key(key, version), command, when)
+
+    def _scan(self, search: str, itersize: int | None, version: int | None) -> ops.Operation[None]:
+        return ops.scan(self.make_pattern(search, version), itersize, self._reverse(version))
+
+    def make_pattern(
+        self, pattern: str, version: int | None = None, prefix: str | None = None
+    ) -> str:
+        """The server-side glob for the caller's ``pattern``: prefix and version
+        added like ``make_key`` does, glob characters in the prefix escaped."""
+        prefix = self.key_prefix if prefix is None else prefix
+        version = self.version if version is None else version
+        return self.key_func(pattern, _GLOB_SPECIALS.sub(r"\\\1", prefix), version)  # type: ignore[no-any-return]
+
+    def _reverse(self, version: int | None) -> Callable[[str], Any]:
+        """Turn a stored key back into the caller's key."""
+        if self._reverse_key_func is not None:
+            return self._reverse_key_func
+        if self._custom_key_func:
+            return str  # without REVERSE_KEY_FUNCTION we cannot know: keys as stored
+        head = len(self.make_key("", version))
+        return lambda stored: stored[head:]
+
     # The sync API (Django's contract), driven by the sync adapter.
 
     def get(self, key: Key, default: Any = None, version: int | None = None) -> Any:
-        return self._sync.run(self._get(key, default, version))
+        return self._sync.run(self._get(key, default, version), default)
 
-    def set(
-        self, key: Key, value: Any, timeout: Timeout = DEFAULT_TIMEOUT, version: int | None = None
-    ) -> None:
-        self._sync.run(self._set(key, value, timeout, version))
+    def set(  # type: ignore[override]
+        self,
+        key: Key,
+        value: Any,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        nx: bool = False,
+        xx: bool = False,
+    ) -> bool | None:
+        """Store a value. With ``nx`` (only if absent) or ``xx`` (only if present),
+        return whether it was stored; else None, as Django's contract says."""
+        stored = self._sync.run(self._set(key, value, timeout, version, nx, xx), False)
+        return stored if nx or xx else None
 
     def add(
         self, key: Key, value: Any, timeout: Timeout = DEFAULT_TIMEOUT, version: int | None = None
     ) -> bool:
-        return self._sync.run(self._add(key, value, timeout, version))
+        return self._sync.run(self._set(key, value, timeout, version, nx=True), False)
 
     def get_or_set(
         self,
@@ -139,16 +189,16 @@ class RedisCache(BaseCache):
     def touch(
         self, key: Key, timeout: Timeout = DEFAULT_TIMEOUT, version: int | None = None
     ) -> bool:
-        return self._sync.run(self._touch(key, timeout, version))
+        return self._sync.run(self._touch(key, timeout, version), False)
 
     def delete(self, key: Key, version: int | None = None) -> bool:
-        return self._sync.run(self._delete(key, version))
+        return self._sync.run(ops.delete(self._key(key, version)), False)
 
     def has_key(self, key: Key, version: int | None = None) -> bool:
-        return self._sync.run(self._has_key(key, version))
+        return self._sync.run(ops.has_key(self._key(key, version)), False)
 
     def get_many(self, keys: Iterable[Key], version: int | None = None) -> dict[Any, Any]:
-        return self._sync.run(self._get_many(keys, version))
+        return self._sync.run(self._get_many(keys, version), {})
 
     def set_many(
         self,
@@ -156,7 +206,7 @@ class RedisCache(BaseCache):
         timeout: Timeout = DEFAULT_TIMEOUT,
         version: int | None = None,
     ) -> list[Any]:
-        return self._sync.run(self._set_many(data, timeout, version))
+        return self._sync.run(self._set_many(data, timeout, version), list(data))
 
     def delete_many(self, keys: Iterable[Key], version: int | None = None) -> None:
         self._sync.run(self._delete_many(keys, version))
@@ -184,20 +234,97 @@ class RedisCache(BaseCache):
         if self._config.close_connection:
             close_sync_pools(self._config.servers)
 
+    def ttl(self, key: Key, version: int | None = None) -> int | None:
+        """Seconds left: 0 for a missing or expired key, None for one without expiry."""
+        return self._sync.run(ops.ttl(self._key(key, version), "TTL"), 0)
+
+    def pttl(self, key: Key, version: int | None = None) -> int | None:
+        """Milliseconds left: 0 for a missing or expired key, None for one without expiry."""
+        return self._sync.run(ops.ttl(self._key(key, version), "PTTL"), 0)
+
+    def expire(self, key: Key, timeout: Expiry, version: int | None = None) -> bool:
+        """Expire in ``timeout`` seconds (or a timedelta); whether the key existed."""
+        return self._sync.run(self._expire(key, "PEXPIRE", _ms(timeout, 1000), version), False)
+
+    def pexpire(self, key: Key, timeout: Expiry, version: int | None = None) -> bool:
+        """Expire in ``timeout`` milliseconds (or a timedelta); whether the key existed."""
+        return self._sync.run(self._expire(key, "PEXPIRE", _ms(timeout, 1), version), False)
+
+    def expire_at(self, key: Key, when: When, version: int | None = None) -> bool:
+        """Expire at a datetime or a Unix timestamp in seconds; whether the key existed."""
+        return self._sync.run(self._expire(key, "PEXPIREAT", _ms_at(when, 1000), version), False)
+
+    def pexpire_at(self, key: Key, when: When, version: int | None = None) -> bool:
+        """Expire at a datetime or a Unix timestamp in milliseconds; whether the key existed."""
+        return self._sync.run(self._expire(key, "PEXPIREAT", _ms_at(when, 1), version), False)
+
+    def persist(self, key: Key, version: int | None = None) -> bool:
+        """Remove the expiry; whether the key exists."""
+        return self._sync.run(ops.persist(self._key(key, version)), False)
+
+    def keys(self, search: str, version: int | None = None) -> list[Any]:
+        """The caller's keys matching a glob ``search``, found with SCAN (never KEYS)."""
+        return list(self._sync.iterate(self._scan(search, None, version)))
+
+    def iter_keys(
+        self, search: str, itersize: int | None = None, version: int | None = None
+    ) -> Iterator[Any]:
+        """Like ``keys``, as a generator: one SCAN page of ``itersize`` at a time."""
+        return self._sync.iterate(self._scan(search, itersize, version))
+
+    def delete_pattern(
+        self,
+        pattern: str,
+        version: int | None = None,
+        prefix: str | None = None,
+        itersize: int | None = None,
+    ) -> int:
+        """Delete the keys matching a glob ``pattern`` (SCAN + UNLINK); how many."""
+        operation = ops.delete_pattern(self.make_pattern(pattern, version, prefix), itersize)
+        return self._sync.run(operation, 0)
+
+    def lock(
+        self,
+        key: Key,
+        version: int | None = None,
+        timeout: float | None = None,
+        sleep: float = 0.1,
+        blocking: bool = True,
+        blocking_timeout: float | None = None,
+        thread_local: bool = True,
+    ) -> Lock:
+        """A distributed lock on the server: ``with cache.lock("name"): ...``."""
+        return Lock(
+            self._sync,
+            self._key(key, version),
+            timeout=timeout,
+            sleep=sleep,
+            blocking=blocking,
+            blocking_timeout=blocking_timeout,
+            thread_local=thread_local,
+        )
+
     # The async API, driven natively by the async core: no thread, no sync_to_async.
 
     async def aget(self, key: Key, default: Any = None, version: int | None = None) -> Any:
-        return await self._async.run(self._get(key, default, version))
+        return await self._async.run(self._get(key, default, version), default)
 
-    async def aset(
-        self, key: Key, value: Any, timeout: Timeout = DEFAULT_TIMEOUT, version: int | None = None
-    ) -> None:
-        await self._async.run(self._set(key, value, timeout, version))
+    async def aset(  # type: ignore[override]
+        self,
+        key: Key,
+        value: Any,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        nx: bool = False,
+        xx: bool = False,
+    ) -> bool | None:
+        stored = await self._async.run(self._set(key, value, timeout, version, nx, xx), False)
+        return stored if nx or xx else None
 
     async def aadd(
         self, key: Key, value: Any, timeout: Timeout = DEFAULT_TIMEOUT, version: int | None = None
     ) -> bool:
-        return await self._async.run(self._add(key, value, timeout, version))
+        return await self._async.run(self._set(key, value, timeout, version, nx=True), False)
 
     async def aget_or_set(
         self,
@@ -211,16 +338,16 @@ class RedisCache(BaseCache):
     async def atouch(
         self, key: Key, timeout: Timeout = DEFAULT_TIMEOUT, version: int | None = None
     ) -> bool:
-        return await self._async.run(self._touch(key, timeout, version))
+        return await self._async.run(self._touch(key, timeout, version), False)
 
     async def adelete(self, key: Key, version: int | None = None) -> bool:
-        return await self._async.run(self._delete(key, version))
+        return await self._async.run(ops.delete(self._key(key, version)), False)
 
     async def ahas_key(self, key: Key, version: int | None = None) -> bool:
-        return await self._async.run(self._has_key(key, version))
+        return await self._async.run(ops.has_key(self._key(key, version)), False)
 
     async def aget_many(self, keys: Iterable[Key], version: int | None = None) -> dict[Any, Any]:
-        return await self._async.run(self._get_many(keys, version))
+        return await self._async.run(self._get_many(keys, version), {})
 
     async def aset_many(
         self,
@@ -228,7 +355,7 @@ class RedisCache(BaseCache):
         timeout: Timeout = DEFAULT_TIMEOUT,
         version: int | None = None,
     ) -> list[Any]:
-        return await self._async.run(self._set_many(data, timeout, version))
+        return await self._async.run(self._set_many(data, timeout, version), list(data))
 
     async def adelete_many(self, keys: Iterable[Key], version: int | None = None) -> None:
         await self._async.run(self._delete_many(keys, version))
@@ -254,3 +381,92 @@ class RedisCache(BaseCache):
         """With CLOSE_CONNECTION, close this cache's connections on the running loop."""
         if self._config.close_connection:
             await aclose_async_pools(self._config.servers)
+
+    async def attl(self, key: Key, version: int | None = None) -> int | None:
+        return await self._async.run(ops.ttl(self._key(key, version), "TTL"), 0)
+
+    async def apttl(self, key: Key, version: int | None = None) -> int | None:
+        return await self._async.run(ops.ttl(self._key(key, version), "PTTL"), 0)
+
+    async def aexpire(self, key: Key, timeout: Expiry, version: int | None = None) -> bool:
+        operation = self._expire(key, "PEXPIRE", _ms(timeout, 1000), version)
+        return await self._async.run(operation, False)
+
+    async def apexpire(self, key: Key, timeout: Expiry, version: int | None = None) -> bool:
+        operation = self._expire(key, "PEXPIRE", _ms(timeout, 1), version)
+        return await self._async.run(operation, False)
+
+    async def aexpire_at(self, key: Key, when: When, version: int | None = None) -> bool:
+        operation = self._expire(key, "PEXPIREAT", _ms_at(when, 1000), version)
+        return await self._async.run(operation, False)
+
+    async def apexpire_at(self, key: Key, when: When, version: int | None = None) -> bool:
+        operation = self._expire(key, "PEXPIREAT", _ms_at(when, 1), version)
+        return await self._async.run(operation, False)
+
+    async def apersist(self, key: Key, version: int | None = None) -> bool:
+        return await self._async.run(ops.persist(self._key(key, version)), False)
+
+    async def akeys(self, search: str, version: int | None = None) -> list[Any]:
+        return [key async for key in self._async.iterate(self._scan(search, None, version))]
+
+    def aiter_keys(
+        self, search: str, itersize: int | None = None, version: int | None = None
+    ) -> AsyncIterator[Any]:
+        """``async for key in cache.aiter_keys("pattern*")``: one SCAN page at a time."""
+        return self._async.iterate(self._scan(search, itersize, version))
+
+    async def adelete_pattern(
+        self,
+        pattern: str,
+        version: int | None = None,
+        prefix: str | None = None,
+        itersize: int | None = None,
+    ) -> int:
+        operation = ops.delete_pattern(self.make_pattern(pattern, version, prefix), itersize)
+        return await self._async.run(operation, 0)
+
+    def alock(
+        self,
+        key: Key,
+        version: int | None = None,
+        timeout: float | None = None,
+        sleep: float = 0.1,
+        blocking: bool = True,
+        blocking_timeout: float | None = None,
+        thread_local: bool = True,
+    ) -> AsyncLock:
+        """``async with cache.alock("name"): ...``; the same lock as ``lock()``."""
+        return AsyncLock(
+            self._async,
+            self._key(key, version),
+            timeout=timeout,
+            sleep=sleep,
+            blocking=blocking,
+            blocking_timeout=blocking_timeout,
+            thread_local=thread_local,
+        )
+
+
+def _reverse_key_function(setting: Any) -> Callable[[str], Any] | None:
+    """REVERSE_KEY_FUNCTION (django-redis's setting): stored key -> caller's key."""
+    if setting is None or setting == "django_redis.util.default_reverse_key":
+        return None  # ours strips the exact prefix, even one that contains ':'
+    function = import_string(setting) if isinstance(setting, str) else setting
+    if not callable(function):
+        raise ImproperlyConfigured("REVERSE_KEY_FUNCTION must be a function or its dotted path.")
+    return function  # type: ignore[no-any-return]
+
+
+def _ms(duration: Expiry, unit_ms: int) -> int:
+    """A relative expiry in ms, from a number of units or a timedelta."""
+    if isinstance(duration, timedelta):
+        return int(duration.total_seconds() * 1000)
+    return int(duration * unit_ms)
+
+
+def _ms_at(when: When, unit_ms: int) -> int:
+    """An absolute expiry as a Unix time in ms, from a datetime or a timestamp."""
+    if isinstance(when, datetime):
+        return int(when.timestamp() * 1000)
+    return int(when * unit_ms)

@@ -7,7 +7,21 @@ keeps catching it.
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 import redis.exceptions
+from redis.exceptions import LockError, LockNotOwnedError
+
+__all__ = [
+    "CacheError",
+    "ConnectionInterrupted",
+    "CorruptValueError",
+    "LockError",
+    "LockNotOwnedError",
+    "PoolTimeoutError",
+    "ServerTimeoutError",
+]
 
 
 class CacheError(Exception):
@@ -49,3 +63,18 @@ def translate(exc: Exception, server: str) -> Exception:
     if str(exc) == "No connection available.":  # redis-py's BlockingConnectionPool
         return PoolTimeoutError(f"No connection to {server} became free in time.")
     return ConnectionInterrupted(f"Redis server {server} is unavailable: {exc}")
+
+
+def log_ignored(config: Any, operation: Any, exc: BaseException) -> None:
+    """Log an exception swallowed by ignore-exceptions mode: once per call, naming
+    the cache alias and the operation (never the password)."""
+    if config.ignored_exceptions_logger is None:
+        return
+    from django_asyncredis._config import alias_of
+
+    logging.getLogger(config.ignored_exceptions_logger).warning(
+        "Cache %r: %s failed and was ignored (IGNORE_EXCEPTIONS): %s",
+        alias_of(config),
+        getattr(operation, "__name__", "operation"),
+        exc,
+    )

@@ -1,0 +1,50 @@
+"""Raw redis-py clients on the cache's own connection pools.
+
+For what the cache API does not cover (streams, pub/sub, Lua of your own). The
+clients share the cache's pools: do not change connection state that the cache
+relies on (``SELECT``, ``CLIENT REPLY``, ``RESET``), and close nothing but what
+you opened yourself. Pipelines and transactions are fine.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import redis
+import redis.asyncio
+from django.core.cache import caches
+from django.core.exceptions import ImproperlyConfigured
+
+from django_asyncredis._config import Server
+from django_asyncredis._pools import raw_async_pool, sync_pool
+
+
+def _server(alias: str, write: bool) -> tuple[Any, Server]:
+    from django_asyncredis.cache import RedisCache
+
+    cache = caches[alias]
+    if not isinstance(cache, RedisCache):
+        raise ImproperlyConfigured(
+            f"CACHES[{alias!r}] is a {type(cache).__name__}, not django_asyncredis.RedisCache."
+        )
+    servers = cache._config.servers
+    if write or len(servers) == 1:
+        return cache, servers[0]
+    return cache, servers[random.randrange(1, len(servers))]
+
+
+def get_redis_connection(alias: str = "default", write: bool = True) -> redis.Redis:
+    """The sync redis-py client of cache ``alias``: the leader, or a replica for
+    ``write=False`` when replicas are configured (REDIS_CLIENT_CLASS/KWARGS apply)."""
+    cache, server = _server(alias, write)
+    config = cache._config
+    client_class = config.redis_client_class or redis.Redis
+    return client_class(connection_pool=sync_pool(server), **dict(config.redis_client_kwargs))
+
+
+async def aget_redis_connection(alias: str = "default", write: bool = True) -> redis.asyncio.Redis:
+    """The ``redis.asyncio`` client of cache ``alias``, bound to the running loop
+    (use it on that loop only; its pool closes when the loop shuts down)."""
+    _, server = _server(alias, write)
+    return redis.asyncio.Redis(connection_pool=raw_async_pool(server))
