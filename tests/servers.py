@@ -63,6 +63,7 @@ class ServerProcess:
             "--protected-mode", "no",
             *self.extra_args,
         ]  # fmt: skip
+        self.directory.mkdir(parents=True, exist_ok=True)  # again, after a stop()
         with (self.directory / "server.log").open("ab") as log:
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
