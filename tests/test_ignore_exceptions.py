@@ -49,11 +49,16 @@ CALLS: list[tuple[str, tuple[Any, ...], Any]] = [
     ("persist", ("key",), False),
     ("keys", ("*",), []),
     ("delete_pattern", ("*",), 0),
-    ("get_or_set", ("key", "computed"), None),
+    ("get_or_set", ("key", "computed"), "computed"),
+    ("get_or_set", ("key", lambda: "called"), "called"),
+    ("incr", ("key",), None),
+    ("incr_version", ("key",), None),
 ]
 
 
-@pytest.mark.parametrize(("method", "args", "expected"), CALLS, ids=[c[0] for c in CALLS])
+@pytest.mark.parametrize(
+    ("method", "args", "expected"), CALLS, ids=[f"{c[0]}-{i}" for i, c in enumerate(CALLS)]
+)
 @pytest.mark.parametrize("path", ["sync", "async"])
 def test_reads_give_the_default_and_writes_false_when_down(
     stopped_server: ServerProcess, method: str, args: Any, expected: Any, path: str

@@ -216,6 +216,8 @@ class CacheConfig:
     #: For ``get_redis_connection``: REDIS_CLIENT_CLASS / REDIS_CLIENT_KWARGS.
     redis_client_class: type[Any] | None = None
     redis_client_kwargs: tuple[tuple[str, Any], ...] = ()
+    #: SCAN's COUNT when the caller gives no itersize (None: the server's default).
+    scan_itersize: int | None = None
     #: Built once per distinct setting: its decoder tables are not free to build.
     codec: Codec = field(init=False, compare=False, repr=False)
 
@@ -400,7 +402,7 @@ def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
     pickle_version = -1
     parser = "default"
     sync_pool_class = None
-    close_connection = False
+    close_connection = bool(_global_setting("CLOSE_CONNECTION", False))
     compressor: Compressor | None = None
     compress_min_length = DEFAULT_COMPRESS_MIN_LENGTH
     ignore_exceptions = _global_setting("IGNORE_EXCEPTIONS", False)
@@ -497,7 +499,18 @@ def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
         ignored_exceptions_logger=logger,
         redis_client_class=redis_client_class,
         redis_client_kwargs=redis_client_kwargs,
+        scan_itersize=_global_setting("SCAN_ITERSIZE", None),
     )
+
+
+#: The global settings that shape a CacheConfig (part of its memo key).
+_GLOBAL_SETTINGS = (
+    "IGNORE_EXCEPTIONS",
+    "LOG_IGNORED_EXCEPTIONS",
+    "LOGGER",
+    "CLOSE_CONNECTION",
+    "SCAN_ITERSIZE",
+)
 
 
 def _global_setting(name: str, default: Any) -> Any:
@@ -516,10 +529,7 @@ _parsed: dict[str, CacheConfig] = {}
 
 def parse_cached(location: Any, options: Mapping[str, Any]) -> CacheConfig:
     """``parse`` memoised on the settings' repr (the dicts themselves are not hashable)."""
-    globals_ = [
-        _global_setting(name, None)
-        for name in ("IGNORE_EXCEPTIONS", "LOG_IGNORED_EXCEPTIONS", "LOGGER")
-    ]
+    globals_ = [_global_setting(name, None) for name in _GLOBAL_SETTINGS]
     key = repr((location, sorted(options.items(), key=lambda item: str(item[0])), globals_))
     config = _parsed.get(key)
     if config is None:

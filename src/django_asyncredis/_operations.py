@@ -223,7 +223,7 @@ def incr(codec: Codec, key: str, delta: int, name: Any) -> Operation[int]:
     return int(value)
 
 
-def rename(source: str, target: str, name: Any) -> Operation[None]:
+def rename(source: str, target: str, name: Any) -> Operation[bool]:
     """Move a value to another version, keeping its expiry, atomically."""
     try:
         yield ("RENAME", source, target)
@@ -231,6 +231,7 @@ def rename(source: str, target: str, name: Any) -> Operation[None]:
         if "no such key" in str(exc).lower():
             raise ValueError(f"Key {name!r} not found.") from None
         raise
+    return True
 
 
 def clear() -> Operation[None]:

@@ -120,7 +120,7 @@ class RedisCache(StructuresMixin, BaseCache):
 
     def _incr_version(
         self, key: Key, delta: int, version: int | None
-    ) -> tuple[ops.Operation[None], int]:
+    ) -> tuple[ops.Operation[bool], int]:
         if version is None:
             version = self.version
         source = self._key(key, version)
@@ -133,7 +133,14 @@ class RedisCache(StructuresMixin, BaseCache):
         return ops.expire(self._key(key, version), command, when)
 
     def _scan(self, search: str, itersize: int | None, version: int | None) -> ops.Operation[None]:
-        return ops.scan(self.make_pattern(search, version), itersize, self._reverse(version))
+        count = itersize or self._config.scan_itersize
+        return ops.scan(self.make_pattern(search, version), count, self._reverse(version))
+
+    def _delete_pattern(
+        self, pattern: str, version: int | None, prefix: str | None, itersize: int | None
+    ) -> ops.Operation[int]:
+        count = itersize or self._config.scan_itersize
+        return ops.delete_pattern(self.make_pattern(pattern, version, prefix), count)
 
     def make_pattern(
         self, pattern: str, version: int | None = None, prefix: str | None = None
@@ -184,7 +191,8 @@ class RedisCache(StructuresMixin, BaseCache):
         timeout: Timeout = DEFAULT_TIMEOUT,
         version: int | None = None,
     ) -> Any:
-        return self._sync.run(self._get_or_set(key, default, timeout, version))
+        value = self._sync.run(self._get_or_set(key, default, timeout, version), _UNAVAILABLE)
+        return _computed(default) if value is _UNAVAILABLE else value
 
     def touch(
         self, key: Key, timeout: Timeout = DEFAULT_TIMEOUT, version: int | None = None
@@ -219,8 +227,8 @@ class RedisCache(StructuresMixin, BaseCache):
 
     def incr_version(self, key: Key, delta: int = 1, version: int | None = None) -> int:
         operation, new_version = self._incr_version(key, delta, version)
-        self._sync.run(operation)
-        return new_version
+        moved = self._sync.run(operation, False)
+        return new_version if moved else None  # type: ignore[return-value]  # ignore-exceptions
 
     def decr_version(self, key: Key, delta: int = 1, version: int | None = None) -> int:
         return self.incr_version(key, -delta, version)
@@ -280,8 +288,7 @@ class RedisCache(StructuresMixin, BaseCache):
         itersize: int | None = None,
     ) -> int:
         """Delete the keys matching a glob ``pattern`` (SCAN + UNLINK); how many."""
-        operation = ops.delete_pattern(self.make_pattern(pattern, version, prefix), itersize)
-        return self._sync.run(operation, 0)
+        return self._sync.run(self._delete_pattern(pattern, version, prefix, itersize), 0)
 
     def lock(
         self,
@@ -333,7 +340,9 @@ class RedisCache(StructuresMixin, BaseCache):
         timeout: Timeout = DEFAULT_TIMEOUT,
         version: int | None = None,
     ) -> Any:
-        return await self._async.run(self._get_or_set(key, default, timeout, version))
+        operation = self._get_or_set(key, default, timeout, version)
+        value = await self._async.run(operation, _UNAVAILABLE)
+        return _computed(default) if value is _UNAVAILABLE else value
 
     async def atouch(
         self, key: Key, timeout: Timeout = DEFAULT_TIMEOUT, version: int | None = None
@@ -368,8 +377,8 @@ class RedisCache(StructuresMixin, BaseCache):
 
     async def aincr_version(self, key: Key, delta: int = 1, version: int | None = None) -> int:
         operation, new_version = self._incr_version(key, delta, version)
-        await self._async.run(operation)
-        return new_version
+        moved = await self._async.run(operation, False)
+        return new_version if moved else None  # type: ignore[return-value]  # ignore-exceptions
 
     async def adecr_version(self, key: Key, delta: int = 1, version: int | None = None) -> int:
         return await self.aincr_version(key, -delta, version)
@@ -423,8 +432,7 @@ class RedisCache(StructuresMixin, BaseCache):
         prefix: str | None = None,
         itersize: int | None = None,
     ) -> int:
-        operation = ops.delete_pattern(self.make_pattern(pattern, version, prefix), itersize)
-        return await self._async.run(operation, 0)
+        return await self._async.run(self._delete_pattern(pattern, version, prefix, itersize), 0)
 
     def alock(
         self,
@@ -446,6 +454,15 @@ class RedisCache(StructuresMixin, BaseCache):
             blocking_timeout=blocking_timeout,
             thread_local=thread_local,
         )
+
+
+#: What a call returns in ignore-exceptions mode when the server is unavailable,
+#: where the method needs to know (get_or_set then computes the default).
+_UNAVAILABLE: Any = object()
+
+
+def _computed(default: Any) -> Any:
+    return default() if callable(default) else default
 
 
 def _reverse_key_function(setting: Any) -> Callable[[str], Any] | None:
