@@ -338,3 +338,15 @@ def test_unpicklable_value_raises_and_stores_nothing(api: Any) -> None:
     with pytest.raises(TypeError):
         api.set("key", threading.Lock())
     assert api.has_key("key") is False
+
+
+def test_get_or_set_returns_the_value_another_caller_added_first(cache: Any, raw: Any) -> None:
+    """Django's race rule: if someone adds between our miss and our add, theirs wins."""
+    operation = cache._get_or_set("key", "mine", 60, None)
+    assert operation.send(None) == ("GET", ":1:key")
+    add_and_read = operation.send(None)  # our GET missed
+    raw.set(":1:key", pickle.dumps("theirs"))  # another caller adds in between
+    with pytest.raises(StopIteration) as done:
+        operation.send(cache._sync._execute(add_and_read))
+    assert done.value.value == "theirs"
+    assert cache.get("key") == "theirs"
