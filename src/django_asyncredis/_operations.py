@@ -79,7 +79,14 @@ Operation = Generator[Request, Any, T]
 
 #: Commands that only read: with replicas configured they may go to one of them.
 #: (Not SCAN: its cursor only means something on the server that issued it.)
-READ_ONLY = frozenset({"GET", "MGET", "EXISTS", "PTTL", "TTL"})
+READ_ONLY = frozenset(
+    {
+        "GET", "MGET", "EXISTS", "PTTL", "TTL",
+        "SCARD", "SISMEMBER", "SMISMEMBER", "SMEMBERS", "SDIFF", "SINTER", "SUNION",
+        "SRANDMEMBER", "HGET", "HGETALL", "HLEN", "HKEYS", "HEXISTS", "ZCARD", "ZCOUNT",
+        "ZRANGE", "ZRANGEBYSCORE", "ZREVRANGE", "ZREVRANGEBYSCORE", "ZRANK", "ZSCORE",
+    }
+)  # fmt: skip
 
 #: Increment only a key that exists, atomically, in one round trip (Django
 #: requires ValueError for a missing key; a bare INCRBY would create it).

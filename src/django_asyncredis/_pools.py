@@ -42,6 +42,9 @@ from django_asyncredis.errors import PoolTimeoutError
 # redis-py connects once per attempt; retrying is the driver's job (bounded,
 # documented), not redis-py's default of several attempts with backoff.
 _NO_RETRY_ARGS = {"retry": Retry(NoBackoff(), 0)}
+# The operations decode RESP2 replies, whatever redis-py's default protocol
+# (RESP3 since redis-py 8): pinned, so reply shapes never depend on its version.
+_CORE_ARGS = {**_NO_RETRY_ARGS, "protocol": 2}
 
 
 def _parser_kwargs(server: Server, *, asynchronous: bool) -> dict[str, Any]:
@@ -76,7 +79,7 @@ class AsyncConnectionPool:
     def __init__(self, server: Server) -> None:
         self.server = server
         kwargs = server.connection_kwargs()
-        kwargs.update(_NO_RETRY_ARGS)
+        kwargs.update(_CORE_ARGS)
         kwargs.update(_parser_kwargs(server, asynchronous=True))
         if server.scheme == "unix":
             self._connection_class: type[AbstractConnection] = (
@@ -278,7 +281,7 @@ def sync_pool(server: Server) -> redis.ConnectionPool:
 
 def _new_sync_pool(server: Server) -> redis.ConnectionPool:
     kwargs = server.connection_kwargs()
-    kwargs.update(_NO_RETRY_ARGS)
+    kwargs.update(_CORE_ARGS)
     kwargs.update(_parser_kwargs(server, asynchronous=False))
     if server.scheme == "unix":
         kwargs["connection_class"] = redis.UnixDomainSocketConnection
