@@ -55,5 +55,24 @@ def bench(session: nox.Session) -> None:
 @nox.session
 def demo(session: nox.Session) -> None:
     """The example ASGI project under uvicorn, on REDIS_URL or an embedded server."""
+    import signal
+
     session.install(DEV)
-    session.run("python", "examples/run_demo.py", *session.posargs)
+    # Ctrl-C reaches the demo too (same terminal): nox waits interrupt_timeout for
+    # it to stop uvicorn and its embedded server, then sends SIGTERM. A signal for
+    # nox alone (kill, or a shell that ignores SIGINT) takes the same path rather
+    # than killing nox and leaving the demo running.
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, signal.default_int_handler)
+    try:
+        session.run(
+            "python",
+            "examples/run_demo.py",
+            *session.posargs,
+            interrupt_timeout=2,
+            terminate_timeout=15,
+        )
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

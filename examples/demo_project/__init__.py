@@ -1,0 +1,1 @@
+"""The example ASGI project of django-asyncredis: see examples/README.md."""

@@ -1,0 +1,171 @@
+"""End to end: examples/run_demo.py under uvicorn, driven over HTTP on loopback.
+
+The demo runs in a child process: it needs its own Django settings, and this
+process already has the test suite's.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.servers import ServerProcess
+
+RUN_DEMO = Path(__file__).resolve().parent.parent / "examples" / "run_demo.py"
+BANNER = re.compile(r"demo running on (http://127\.0\.0\.1:\d+)/")
+EMBEDDED = re.compile(r"embedded server: redis://127\.0\.0\.1:(\d+)")
+
+
+@dataclass
+class Demo:
+    process: subprocess.Popen[bytes]
+    log: Path
+    base_url: str = ""
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def wait_for(self, pattern: re.Pattern[str], timeout: float = 30.0) -> re.Match[str]:
+        """Poll the demo's output for ``pattern``, failing if it exits or times out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = pattern.search(self.output())
+            if found:
+                return found
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        pytest.fail(f"the demo did not print {pattern.pattern!r}:\n{self.output()}")
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        """Signal the demo and wait for its exit code; kill it if it hangs."""
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+            pytest.fail(f"the demo did not stop within {timeout} s:\n{self.output()}")
+
+
+StartDemo = Callable[[str | None], Demo]
+
+
+def listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def start_demo(tmp_path: Path) -> Iterator[StartDemo]:
+    """``start_demo(redis_url)``: run the demo on a free port, stopped after the test."""
+    demos: list[Demo] = []
+
+    def start(redis_url: str | None) -> Demo:
+        env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+        if redis_url is not None:
+            env["REDIS_URL"] = redis_url
+        log = tmp_path / f"demo-{len(demos)}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, str(RUN_DEMO), "--port", "0"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        demo = Demo(process, log)
+        demos.append(demo)
+        demo.base_url = demo.wait_for(BANNER).group(1)
+        return demo
+
+    yield start
+    for demo in demos:
+        demo.stop()
+
+
+@pytest.fixture
+def server(redis_server: ServerProcess) -> Iterator[ServerProcess]:
+    """The session's server, empty before and after the test (the demo writes to it)."""
+    redis_server.flush()
+    yield redis_server
+    redis_server.flush()
+
+
+def test_demo_serves_the_cache_over_asgi(start_demo: StartDemo, server: ServerProcess) -> None:
+    demo: Demo = start_demo(server.url)
+    assert "Using the server at REDIS_URL" in demo.output()
+
+    with httpx.Client(base_url=demo.base_url, timeout=10) as client:
+        first = client.get("/")
+        second = client.get("/")
+        assert first.status_code == second.status_code == 200
+        assert first.json()["view"] == "async"
+        assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("miss", "hit")
+        assert second.json()["visits"] == first.json()["visits"] + 1 == 2
+        assert second.json()["report"] == first.json()["report"]  # served from the cache
+        assert 0 < second.json()["report_expires_in_s"] <= 30
+
+        first = client.get("/sync")
+        second = client.get("/sync")
+        assert first.status_code == second.status_code == 200
+        assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("miss", "hit")
+        assert first.json()["previous_visit"] is None
+        assert second.json()["previous_visit"] == first.json()["this_visit"]
+
+        health = client.get("/health")
+        assert health.status_code == 200
+        assert health.json()["status"] == "ok"
+        cache = health.json()["cache"]
+        assert cache["backend"] == "django_asyncredis.RedisCache"
+        assert cache["location"] == server.url
+        assert cache["aget_latency_ms"] >= 0
+        assert cache["server"].split()[0] in {"redis", "valkey"}
+
+    assert demo.stop(signal.SIGTERM) == 0
+    assert "Demo stopped." in demo.output()
+
+
+def test_health_hides_the_password(start_demo: StartDemo, redis_server: ServerProcess) -> None:
+    url = redis_server.url.replace("redis://", "redis://demo-user:s3cret-pw@")
+    demo: Demo = start_demo(url)
+
+    with httpx.Client(base_url=demo.base_url, timeout=10) as client:
+        health = client.get("/health")
+    # The server has no such user: the check fails, and says so without the password.
+    assert health.status_code == 503
+    assert health.json()["status"] == "error"
+    assert health.json()["cache"]["location"] == redis_server.url
+    assert "s3cret-pw" not in health.text
+    assert "s3cret-pw" not in demo.output()
+    assert demo.stop(signal.SIGTERM) == 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_embedded_server_stops_with_the_demo(start_demo: StartDemo, signum: int) -> None:
+    demo: Demo = start_demo(None)
+    port = int(demo.wait_for(EMBEDDED).group(1))
+
+    with httpx.Client(base_url=demo.base_url, timeout=10) as client:
+        health = client.get("/health")
+    assert health.json()["status"] == "ok"
+    assert health.json()["cache"]["location"] == f"redis://127.0.0.1:{port}"
+    assert listening(port)
+
+    assert demo.stop(signum) == 0
+    assert "Stopped the embedded server." in demo.output()
+    assert not listening(port)  # no orphan server
