@@ -28,6 +28,7 @@ def pytest_configure(config: pytest.Config) -> None:
             },
             CACHES={"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}},
             USE_TZ=True,
+            SECRET_KEY="tests-only-secret-key",
         )
         django.setup()
 

@@ -172,3 +172,59 @@ def test_django_redis_serializer_and_compressor_paths_work_unchanged(
     )
     through(cache, "set", "key", {"big": "y" * 1000})
     assert through(cache, "get", "key") == {"big": "y" * 1000}
+
+
+# Signed values
+
+SIGNED = "django_asyncredis.serializers.signed.SignedPickleSerializer"
+RAN: list[str] = []
+
+
+class Exploit:
+    """Unpickling this records that code ran: what an attacker's value would do."""
+
+    def __reduce__(self) -> Any:
+        return (RAN.append, ("code ran",))
+
+
+def test_signed_values_round_trip(make_cache: Any, through: Any) -> None:
+    cache = make_cache(OPTIONS={"SERIALIZER": SIGNED, "SIGNING_KEY": "k1"})
+    through(cache, "set", "key", {"a": [1, 2]})
+    assert through(cache, "get", "key") == {"a": [1, 2]}
+
+
+def test_a_tampered_value_is_rejected_and_never_unpickled(
+    make_cache: Any, raw: Any, through: Any
+) -> None:
+    cache = make_cache(OPTIONS={"SERIALIZER": SIGNED, "SIGNING_KEY": "k1"})
+    through(cache, "set", "key", "genuine")
+    stored = raw.get(":1:key")
+    raw.set(":1:key", stored[:-40] + pickle.dumps(Exploit())[-40:])
+    raw.set(":1:forged", pickle.dumps(Exploit()))  # written by someone without the key
+    for key in ("key", "forged"):
+        with pytest.raises(CorruptValueError, match="signature"):
+            through(cache, "get", key)
+    assert RAN == []
+
+
+def test_a_value_signed_with_another_key_is_rejected(make_cache: Any, through: Any) -> None:
+    writer = make_cache(OPTIONS={"SERIALIZER": SIGNED, "SIGNING_KEY": "theirs"})
+    reader = make_cache(OPTIONS={"SERIALIZER": SIGNED, "SIGNING_KEY": "ours"})
+    through(writer, "set", "key", "value")
+    with pytest.raises(CorruptValueError, match="signature"):
+        through(reader, "get", "key")
+
+
+def test_signed_serializer_defaults_to_secret_key_and_accepts_fallbacks(
+    make_cache: Any, through: Any
+) -> None:
+    from django.test import override_settings
+
+    # Parsed settings are memoised per OPTIONS (SECRET_KEY does not change at run
+    # time), so each phase uses its own OPTIONS.
+    with override_settings(SECRET_KEY="old-secret"):
+        writer = make_cache(OPTIONS={"SERIALIZER": SIGNED, "PICKLE_VERSION": 4})
+        through(writer, "set", "key", "value")
+    with override_settings(SECRET_KEY="new-secret", SECRET_KEY_FALLBACKS=["old-secret"]):
+        reader = make_cache(OPTIONS={"SERIALIZER": SIGNED, "PICKLE_VERSION": 5})
+        assert through(reader, "get", "key") == "value"

@@ -302,7 +302,7 @@ def _import(name: str, value: Any, aliases: Mapping[str, str | None]) -> Any:
         raise ImproperlyConfigured(f"OPTIONS[{name!r}] cannot be imported: {exc}") from exc
 
 
-def _serializer(name: str, value: Any) -> Serializer:
+def _serializer(name: str, value: Any, options: Mapping[str, Any]) -> Serializer:
     cls = _import(name, value, SERIALIZER_ALIASES)
     if not callable(cls):
         raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be a class or its dotted path.")
@@ -310,7 +310,8 @@ def _serializer(name: str, value: Any) -> Serializer:
         wants_options = "options" in inspect.signature(cls).parameters
     except (TypeError, ValueError):
         wants_options = False
-    instance = cls(options={}) if wants_options else cls()  # django-redis's take options
+    # django-redis's serializers (and our signed one) take the cache's OPTIONS.
+    instance = cls(options=options) if wants_options else cls()
     if not (
         callable(getattr(instance, "dumps", None)) and callable(getattr(instance, "loads", None))
     ):
@@ -429,6 +430,9 @@ def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
     for key, (name, value) in opts.items():
         if key == "serializer":
             serializer_option = (name, value)
+        elif key == "signing_key":
+            if _text(name, value) is None or not value:
+                raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be a non-empty str.")
         elif key == "pickle_version":
             pickle_version = _pickle_version(name, value)
         elif key == "parser_class":
@@ -463,7 +467,7 @@ def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
             apply(key, name, value)
 
     if serializer_option is not None:
-        serializer = _serializer(*serializer_option)
+        serializer = _serializer(*serializer_option, options)
     else:
         serializer = PickleSerializer(protocol=pickle_version)
 
