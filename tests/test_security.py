@@ -57,11 +57,9 @@ def test_wrong_password_fails_clearly_without_showing_it(
     url = redis_server.url.replace("redis://", f"redis://{acl_user}:wrong-{PASSWORD}@")
     cache = RedisCache(url, {})
     caplog.set_level(logging.DEBUG)
+    get = cache.get if path == "sync" else lambda key: asyncio.run(cache.aget(key))
     with pytest.raises(ConnectionInterrupted) as caught:
-        if path == "sync":
-            cache.get("key")
-        else:
-            asyncio.run(cache.aget("key"))
+        get("key")
     message = str(caught.value)
     assert "invalid username-password pair" in message or "WRONGPASS" in message
     for text in (
