@@ -59,9 +59,9 @@ def test_concurrent_incr_from_threads_loses_no_update(cache: Any) -> None:
 # Cancellation
 
 
-async def test_cancelled_calls_never_leave_a_reply_for_another_caller(make_cache: Any) -> None:
-    """Random cancellations mid-command: every completed aget returns its own key's value."""
-    cache = make_cache(OPTIONS={"max_connections": 8})
+async def cancel_at_random(cache: Any, rounds: int = 10) -> tuple[list[Any], int, int]:
+    """Concurrent aget/aset on distinct keys (each value names its key), 40% of the
+    tasks cancelled at random points. Returns (wrong values seen, cancelled, completed)."""
     keys = [f"key-{i}" for i in range(200)]
     await cache.aset_many({key: f"value-of-{key}" for key in keys})
     rng = random.Random(1234)
@@ -78,24 +78,49 @@ async def test_cancelled_calls_never_leave_a_reply_for_another_caller(make_cache
     async def write(key: str) -> None:
         await cache.aset(key, f"value-of-{key}")
 
-    for _ in range(10):
+    for _ in range(rounds):
         tasks = [
             asyncio.create_task(read(key) if rng.random() < 0.7 else write(key))
             for key in rng.sample(keys, 100)
         ]
-        await asyncio.sleep(0)
-        for _ in range(rng.randrange(1, 4)):
+        for _ in range(rng.randrange(1, 5)):
             await asyncio.sleep(0)
         for task in tasks:
             if rng.random() < 0.4 and task.cancel():
                 cancelled += 1
         await asyncio.gather(*tasks, return_exceptions=True)
-
     # And afterwards, on the connections that survived:
-    await asyncio.gather(*(read(key) for key in keys))
+    await asyncio.gather(*(read(key) for key in keys), return_exceptions=True)
+    return wrong, cancelled, completed
+
+
+async def test_cancelled_calls_never_leave_a_reply_for_another_caller(make_cache: Any) -> None:
+    """Random cancellations mid-command: every completed aget returns its own key's value."""
+    wrong, cancelled, completed = await cancel_at_random(make_cache(OPTIONS={"max_connections": 8}))
     assert wrong == []
     assert cancelled > 50
-    assert completed > len(keys)
+    assert completed > 200
+
+
+async def test_the_cancellation_check_catches_a_connection_left_with_a_pending_reply(
+    make_cache: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check above can fail: with the bug class of CVE-2023-28858 put back (a
+    connection interrupted mid-read is kept, its reply still pending), it sees
+    other keys' values."""
+    import redis.asyncio.connection
+
+    original = redis.asyncio.connection.AbstractConnection.read_response
+
+    async def keep_connection_on_error(self: Any, *args: Any, **kwargs: Any) -> Any:
+        kwargs["disconnect_on_error"] = False
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(
+        redis.asyncio.connection.AbstractConnection, "read_response", keep_connection_on_error
+    )
+    wrong, _, _ = await cancel_at_random(make_cache(OPTIONS={"max_connections": 8}), rounds=20)
+    assert wrong != []
 
 
 async def test_timeouts_mid_command_never_leave_a_reply_for_another_caller(
