@@ -196,3 +196,55 @@ def test_incr_of_a_list_is_a_type_error(api: Any, raw: Any) -> None:
     with pytest.raises((TypeError, redis.exceptions.ResponseError)):
         api.incr("list")
     assert raw.lrange(":1:list", 0, -1) == [b"item"]
+
+
+# A server that never answers the connection
+
+
+@pytest.fixture
+def unresponsive_port() -> Iterator[int]:
+    """A loopback port whose listen queue is full: connects hang until they time out."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            filler.connect(("127.0.0.1", port))
+        fillers.append(filler)
+    yield port
+    for sock in [*fillers, listener]:
+        sock.close()
+
+
+@pytest.mark.parametrize("path", ["sync", "async"])
+def test_connecting_to_an_unresponsive_server_fails_within_the_connect_timeout(
+    unresponsive_port: int, path: str
+) -> None:
+    cache = RedisCache(
+        f"redis://127.0.0.1:{unresponsive_port}", {"OPTIONS": {"socket_connect_timeout": 0.3}}
+    )
+    get = cache.get if path == "sync" else lambda key: asyncio.run(cache.aget(key))
+    start = time.monotonic()
+    with pytest.raises(ServerTimeoutError, match="connecting"):
+        get("key")
+    assert time.monotonic() - start < 1.5  # 0.3 s, never a hang (slack for a busy CI)
+
+
+@pytest.mark.parametrize("path", ["sync", "async"])
+def test_unresponsive_server_in_ignore_mode_gives_defaults(
+    unresponsive_port: int, path: str
+) -> None:
+    options = {"socket_connect_timeout": 0.3, "IGNORE_EXCEPTIONS": True}
+    cache = RedisCache(f"redis://127.0.0.1:{unresponsive_port}", {"OPTIONS": options})
+    if path == "sync":
+        assert cache.get("key", "default") == "default"
+        assert cache.add("key", 1) is False
+    else:
+        assert asyncio.run(cache.aget("key", "default")) == "default"
+        assert asyncio.run(cache.aadd("key", 1)) is False
