@@ -115,13 +115,16 @@ class BannerServer(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
+        from demo_project.views import ENDPOINTS  # once Django is set up
+
         base = f"http://{HOST}:{self.port}"
+        width = max(map(len, ENDPOINTS))
+        endpoints = "".join(
+            f"    {base}{path:<{width}}  {what}\n" for path, what in ENDPOINTS.items()
+        )
         print(
-            f"\n  django-asyncredis demo running on {base}/\n\n"
-            f"    {base}/        async view: visit counter (aincr), cached report (aget_or_set)\n"
-            f"    {base}/sync    sync view: cache.get / cache.set\n"
-            f"    {base}/health  cache server and aget round trip\n\n"
-            "  Responses carry an X-Cache: hit|miss header. Press Ctrl-C to stop.\n",
+            f"\n  django-asyncredis demo running on {base}/\n\n{endpoints}\n"
+            "  Press Ctrl-C to stop.\n",
             flush=True,
         )
 

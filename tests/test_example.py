@@ -106,19 +106,47 @@ def server(redis_server: ServerProcess) -> Iterator[ServerProcess]:
     redis_server.flush()
 
 
+def poll(
+    fetch: Callable[[], httpx.Response],
+    until: Callable[[httpx.Response], bool],
+    timeout: float = 5.0,
+) -> httpx.Response:
+    """``fetch()`` until ``until(response)``, for at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = fetch()
+        if until(response) or time.monotonic() > deadline:
+            return response
+        time.sleep(0.05)
+
+
+def never_cached(response: httpx.Response) -> bool:
+    return "no-store" in response.headers["Cache-Control"] and "Age" not in response.headers
+
+
 def test_demo_serves_the_cache_over_asgi(start_demo: StartDemo, server: ServerProcess) -> None:
     demo: Demo = start_demo(server.url)
     assert "Using the server at REDIS_URL" in demo.output()
 
     with httpx.Client(base_url=demo.base_url, timeout=10) as client:
-        first = client.get("/")
-        second = client.get("/")
+        index = client.get("/")
+        assert index.status_code == 200
+        endpoints = index.json()["endpoints"]
+        assert set(endpoints) == {
+            "/", "/async", "/sync", "/site-cache", "/cache-page", "/session", "/health"
+        }  # fmt: skip
+        for path in endpoints:
+            assert path in demo.output()  # the banner lists them too
+
+        first = client.get("/async")
+        second = client.get("/async")
         assert first.status_code == second.status_code == 200
         assert first.json()["view"] == "async"
         assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("miss", "hit")
         assert second.json()["visits"] == first.json()["visits"] + 1 == 2
         assert second.json()["report"] == first.json()["report"]  # served from the cache
         assert 0 < second.json()["report_expires_in_s"] <= 30
+        assert never_cached(second)  # not stored by the site-wide page cache
 
         first = client.get("/sync")
         second = client.get("/sync")
@@ -126,6 +154,7 @@ def test_demo_serves_the_cache_over_asgi(start_demo: StartDemo, server: ServerPr
         assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("miss", "hit")
         assert first.json()["previous_visit"] is None
         assert second.json()["previous_visit"] == first.json()["this_visit"]
+        assert never_cached(second)
 
         health = client.get("/health")
         assert health.status_code == 200
@@ -135,9 +164,78 @@ def test_demo_serves_the_cache_over_asgi(start_demo: StartDemo, server: ServerPr
         assert cache["location"] == server.url
         assert cache["aget_latency_ms"] >= 0
         assert cache["server"].split()[0] in {"redis", "valkey"}
+        assert never_cached(client.get("/health"))
+        assert never_cached(client.get("/"))
 
     assert demo.stop(signal.SIGTERM) == 0
     assert "Demo stopped." in demo.output()
+
+
+def test_pages_are_served_from_the_cache(start_demo: StartDemo, server: ServerProcess) -> None:
+    demo: Demo = start_demo(server.url)
+
+    with httpx.Client(base_url=demo.base_url, timeout=10) as client:
+        # @cache_page(10) on an async view: a miss renders the page, a hit is the
+        # stored page (same body, same X-Rendered-At) with an Age header.
+        miss = client.get("/cache-page")
+        hit = client.get("/cache-page")
+        assert miss.status_code == hit.status_code == 200
+        assert "Age" not in miss.headers
+        assert 0 <= int(hit.headers["Age"]) <= 10
+        assert hit.json() == miss.json()
+        assert hit.headers["X-Rendered-At"] == miss.headers["X-Rendered-At"]
+        assert miss.headers["Cache-Control"] == "max-age=10"  # cache_page's, not the site's 30
+        assert "Cookie" in miss.headers["Vary"]  # @vary_on_cookie
+
+        # Varying on the cookie: with a session cookie, a page of one's own.
+        assert client.get("/session").json()["your_visits"] == 1
+        own = client.get("/cache-page")
+        assert "Age" not in own.headers
+        assert own.json()["your_session_visits"] == 1
+        assert own.json()["rendered_at"] != miss.json()["rendered_at"]
+        assert client.get("/cache-page").json() == own.json()
+        with httpx.Client(base_url=demo.base_url, timeout=10) as stranger:
+            assert stranger.get("/cache-page").json() == miss.json()  # still shared
+
+        # The site-wide middleware stores a view with no caching code of its own
+        # for CACHE_MIDDLEWARE_SECONDS; the hit's Age grows while the page stays.
+        miss = client.get("/site-cache")
+        assert miss.status_code == 200
+        assert "Age" not in miss.headers
+        assert miss.headers["Cache-Control"] == "max-age=30"
+        hit = poll(lambda: client.get("/site-cache"), lambda r: int(r.headers["Age"]) >= 1)
+        assert 1 <= int(hit.headers["Age"]) <= 30
+        assert hit.json() == miss.json()
+        assert hit.headers["X-Rendered-At"] == miss.headers["X-Rendered-At"]
+
+    assert demo.stop(signal.SIGTERM) == 0
+
+
+def test_sessions_live_in_the_cache(start_demo: StartDemo, server: ServerProcess) -> None:
+    import redis
+
+    demo: Demo = start_demo(server.url)
+
+    with httpx.Client(base_url=demo.base_url, timeout=10) as alice:
+        visits = [alice.get("/session") for _ in range(3)]
+        assert [visit.status_code for visit in visits] == [200] * 3
+        assert [visit.json()["your_visits"] for visit in visits] == [1, 2, 3]
+        assert all(never_cached(visit) for visit in visits)
+        session_key = alice.cookies["sessionid"]
+
+        # A client without the cookie has a session of its own, from 1.
+        with httpx.Client(base_url=demo.base_url, timeout=10) as bob:
+            assert bob.get("/session").json()["your_visits"] == 1
+            assert bob.cookies["sessionid"] != session_key
+        assert alice.get("/session").json()["your_visits"] == 4
+
+    # Stored by the cache, under Django's cache session key and the cache's prefix.
+    with redis.Redis.from_url(server.url) as client:
+        key = f"demo:1:django.contrib.sessions.cache{session_key}"
+        assert client.exists(key)
+        assert 0 < client.ttl(key) <= 14 * 24 * 3600  # SESSION_COOKIE_AGE, two weeks
+
+    assert demo.stop(signal.SIGTERM) == 0
 
 
 def test_health_hides_the_password(start_demo: StartDemo, redis_server: ServerProcess) -> None:
@@ -146,11 +244,15 @@ def test_health_hides_the_password(start_demo: StartDemo, redis_server: ServerPr
 
     with httpx.Client(base_url=demo.base_url, timeout=10) as client:
         health = client.get("/health")
+        # The page cache ignores its errors: pages are served, uncached.
+        pages = [client.get("/site-cache") for _ in range(2)]
     # The server has no such user: the check fails, and says so without the password.
     assert health.status_code == 503
     assert health.json()["status"] == "error"
     assert health.json()["cache"]["location"] == redis_server.url
     assert "s3cret-pw" not in health.text
+    assert [page.status_code for page in pages] == [200, 200]
+    assert pages[0].json() != pages[1].json()  # rendered twice
     assert "s3cret-pw" not in demo.output()
     assert demo.stop(signal.SIGTERM) == 0
 

@@ -1,4 +1,4 @@
-"""The cache seen from an async view, from a sync view, and from a health check.
+"""The cache seen from async and sync views, as a page cache, and as a session store.
 
 ``django.core.cache.cache`` is the "default" entry of settings.CACHES, here a
 ``django_asyncredis.RedisCache``. Its async methods (``aget``, ``aset``,
@@ -6,8 +6,11 @@
 methods (``get``, ``set``, ...) over a plain socket from the calling thread:
 neither hops to another thread, unlike ``sync_to_async`` wrappers.
 
-Every response carries ``X-Cache: hit`` or ``X-Cache: miss``: reload a page
-and watch it change.
+The site-wide page cache (settings.MIDDLEWARE) stores every GET page for 30 s
+unless the view says otherwise, so the views that show live data send
+never-cache headers (``_live``). /site-cache and /cache-page are the cached pages:
+a page served from the cache has an ``Age`` header, and the same ``rendered_at``
+and ``X-Rendered-At`` as the response that was stored.
 """
 
 from __future__ import annotations
@@ -20,18 +23,47 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest, JsonResponse
+from django.utils.cache import add_never_cache_headers
 
 from django_asyncredis import aget_redis_connection
+from django_asyncredis.decorators import cache_page, vary_on_cookie
 
 REPORT_TIMEOUT = 30  # seconds the async view's report stays cached
+PAGE_TIMEOUT = 10  # seconds /cache-page stays cached (the site-wide default is 30)
+
+ENDPOINTS = {
+    "/": "this list",
+    "/async": "async view: visit counter (aadd + aincr), cached report (aget_or_set)",
+    "/sync": "sync view: time of the previous visit (cache.get / cache.set)",
+    "/site-cache": "a page stored by the site-wide page-cache middleware for 30 s",
+    "/cache-page": "an async view under @cache_page(10) and @vary_on_cookie",
+    "/session": "your own visit counter, in a session stored in the cache",
+    "/health": "the cache server (password hidden) and the round trip of one aget",
+}
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+def _live(data: dict[str, Any], status: int = 200) -> JsonResponse:
+    """A JSON response the page cache must not store: it shows live data.
+
+    ``add_never_cache_headers`` is what Django's ``@never_cache`` does; called
+    here because that decorator rejects async views on Django 4.2.
+    """
+    response = JsonResponse(data, status=status)
+    add_never_cache_headers(response)  # Cache-Control: max-age=0, no-cache, no-store, ...
+    return response
+
+
+async def index(request: HttpRequest) -> JsonResponse:
+    """``GET /``: what each endpoint shows."""
+    return _live({"demo": "django-asyncredis", "endpoints": ENDPOINTS})
+
+
 async def async_view(request: HttpRequest) -> JsonResponse:
-    """``GET /``: a visit counter and a cached report, through the async API."""
+    """``GET /async``: a visit counter and a cached report, through the async API."""
     # A counter shared by every request, worker and process: aadd creates the key
     # only if it is missing (SET NX), then aincr is one atomic INCR on the server,
     # so concurrent requests never lose an update. timeout=None: no expiry.
@@ -51,7 +83,7 @@ async def async_view(request: HttpRequest) -> JsonResponse:
 
     report = await cache.aget_or_set("report", build_report, timeout=REPORT_TIMEOUT)
 
-    response = JsonResponse(
+    response = _live(
         {
             "view": "async",
             "visits": visits,
@@ -72,9 +104,59 @@ def sync_view(request: HttpRequest) -> JsonResponse:
     now = _now()
     cache.set("sync:last_visit", now, timeout=None)
 
-    response = JsonResponse({"view": "sync", "previous_visit": previous, "this_visit": now})
+    response = _live({"view": "sync", "previous_visit": previous, "this_visit": now})
     response["X-Cache"] = "miss" if previous is None else "hit"
     return response
+
+
+async def site_cached(request: HttpRequest) -> JsonResponse:
+    """``GET /site-cache``: no caching code at all; the middleware stores the page.
+
+    Rendered once, then served from the cache for CACHE_MIDDLEWARE_SECONDS without
+    reaching this view: reload and ``rendered_at`` stays, while ``Age`` grows.
+    """
+    rendered_at = _now()
+    response = JsonResponse({"view": "site-cache", "rendered_at": rendered_at})
+    response["X-Rendered-At"] = rendered_at
+    return response
+
+
+# cache_page works as Django's, on async views too, without a thread: the page is
+# looked up and stored with cache.aget / cache.aset. The cache key covers the
+# request headers the response varies on, so vary_on_cookie goes *below*
+# cache_page: each visitor (each session cookie) gets a page of their own, and
+# nobody is shown another's visit count. (SessionMiddleware adds Vary: Cookie
+# too, but only after cache_page has stored the page.)
+#
+# The site-wide middleware wraps this view as well and stores its page under the
+# same key (the same cache alias and key prefix), so either one serves the next
+# request: here cache_page sets this page's timeout, 10 s instead of 30. In a
+# project without the site-wide cache, cache_page alone caches the view.
+@cache_page(PAGE_TIMEOUT, cache="pages")
+@vary_on_cookie
+async def cache_page_view(request: HttpRequest) -> JsonResponse:
+    """``GET /cache-page``: a per-visitor page, rendered at most every 10 s."""
+    rendered_at = _now()
+    response = JsonResponse(
+        {
+            "view": "cache-page",
+            "rendered_at": rendered_at,
+            "your_session_visits": await request.session.aget("visits", 0),
+        }
+    )
+    response["X-Rendered-At"] = rendered_at
+    return response
+
+
+async def session_view(request: HttpRequest) -> JsonResponse:
+    """``GET /session``: how often *you* came here, kept in your session."""
+    # SESSION_ENGINE = "django_asyncredis.sessions": aget loads the session with
+    # one cache.aget on the event loop. aset only changes it in memory; at the end
+    # of the request SessionMiddleware saves it (one SET) and, for a new session,
+    # sets the session cookie. A client without the cookie starts over at 1.
+    visits = await request.session.aget("visits", 0) + 1
+    await request.session.aset("visits", visits)
+    return _live({"view": "session", "your_visits": visits})
 
 
 async def health(request: HttpRequest) -> JsonResponse:
@@ -94,12 +176,12 @@ async def health(request: HttpRequest) -> JsonResponse:
         server = await client.info("server")
     except Exception as exc:  # server down, wrong address, wrong password, ...
         info["error"] = f"{type(exc).__name__}: {exc}"
-        return JsonResponse({"status": "error", "cache": info}, status=503)
+        return _live({"status": "error", "cache": info}, status=503)
 
     # Valkey reports itself as server_name=valkey; Redis has no server_name.
     name = server.get("server_name", "redis")
     info["server"] = f"{name} {server.get(f'{name}_version', server['redis_version'])}"
-    return JsonResponse({"status": "ok", "cache": info})
+    return _live({"status": "ok", "cache": info})
 
 
 def _without_password(location: str) -> str:
