@@ -205,7 +205,9 @@ class Server:
 class CacheConfig:
     """Everything a backend needs from its settings, parsed once per distinct setting."""
 
-    servers: tuple[Server, ...]  # the first is the leader; the rest are read replicas
+    #: standalone: servers[0] is the leader, the rest read replicas; cluster: servers
+    #: are startup nodes; sentinel: servers are the sentinels.
+    servers: tuple[Server, ...]
     serializer: Serializer
     close_connection: bool
     compressor: Compressor | None = None
@@ -218,12 +220,30 @@ class CacheConfig:
     redis_client_kwargs: tuple[tuple[str, Any], ...] = ()
     #: SCAN's COUNT when the caller gives no itersize (None: the server's default).
     scan_itersize: int | None = None
+    mode: str = "standalone"  # or "cluster" or "sentinel"
+    #: Sentinel: the service name; the data servers' settings (host/port found later).
+    service: str = ""
+    template: Server | None = None
+    read_from_replicas: bool = False
     #: Built once per distinct setting: its decoder tables are not free to build.
     codec: Codec = field(init=False, compare=False, repr=False)
+    #: The live topology state of a cluster or sentinel configuration.
+    topology: Any = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         codec = Codec(self.serializer, self.compressor, self.compress_min_length)
         object.__setattr__(self, "codec", codec)
+        from django_asyncredis import _topology
+
+        topology: Any = None
+        if self.mode == "cluster":
+            topology = _topology.ClusterMap(self.servers)
+        elif self.mode == "sentinel":
+            assert self.template is not None
+            topology = _topology.SentinelState(
+                self.template, self.servers, self.service, self.read_from_replicas
+            )
+        object.__setattr__(self, "topology", topology)
 
 
 def split_location(location: str | list[str] | tuple[str, ...]) -> list[str]:
@@ -240,14 +260,42 @@ def split_location(location: str | list[str] | tuple[str, ...]) -> list[str]:
     return urls
 
 
-def _parse_url(url: str) -> tuple[str, str, int, str, dict[str, Any]]:
-    """Split a redis://, rediss:// or unix:// URL; its settings win over OPTIONS (like redis-py)."""
+#: LOCATION schemes, and the topology each one selects.
+_SCHEMES = {
+    "redis": ("redis", "standalone"),
+    "rediss": ("rediss", "standalone"),
+    "unix": ("unix", "standalone"),
+    "redis+cluster": ("redis", "cluster"),
+    "rediss+cluster": ("rediss", "cluster"),
+    "redis+sentinel": ("redis", "sentinel"),
+    "rediss+sentinel": ("rediss", "sentinel"),
+}
+
+
+@dataclass(frozen=True)
+class _URL:
+    scheme: str
+    mode: str
+    host: str
+    port: int
+    path: str
+    settings: dict[str, Any]
+    service: str = ""
+
+
+def _parse_url(url: str) -> _URL:
+    """Split a LOCATION URL; its settings win over OPTIONS (as in redis-py).
+
+    ``redis+cluster://host:port`` names a Redis Cluster node (list several as
+    startup nodes); ``redis+sentinel://host:port/service[/db]`` a sentinel.
+    """
     parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in ("redis", "rediss", "unix"):
+    if parts.scheme.lower() not in _SCHEMES:
         raise ImproperlyConfigured(
-            f"LOCATION scheme must be redis://, rediss:// or unix://, not {scheme or 'none'!r}."
+            "LOCATION scheme must be redis://, rediss://, unix://, redis+cluster:// or "
+            f"redis+sentinel://, not {parts.scheme.lower() or 'none'!r}."
         )
+    scheme, mode = _SCHEMES[parts.scheme.lower()]
     from_url: dict[str, Any] = {}
     if parts.username:
         from_url["username"] = unquote(parts.username)
@@ -262,15 +310,25 @@ def _parse_url(url: str) -> tuple[str, str, int, str, dict[str, Any]]:
     if scheme == "unix":
         if not parts.path:
             raise ImproperlyConfigured("A unix:// LOCATION needs a socket path.")
-        return scheme, "", 0, parts.path, from_url
+        return _URL(scheme, mode, "", 0, parts.path, from_url)
     path = parts.path.strip("/")
+    service = ""
+    if mode == "sentinel":
+        service, _, path = path.partition("/")
+        if not service:
+            raise ImproperlyConfigured(
+                "A redis+sentinel:// LOCATION needs the service name: "
+                "redis+sentinel://host:26379/mymaster[/db]."
+            )
     if path:
         from_url["db"] = _non_negative_int("db", path)
+    if mode == "cluster" and from_url.get("db"):
+        raise ImproperlyConfigured("Redis Cluster has only database 0.")
     try:
-        port = parts.port or 6379
+        port = parts.port or (26379 if mode == "sentinel" else 6379)
     except ValueError:
         raise ImproperlyConfigured("LOCATION has an invalid port.") from None
-    return scheme, parts.hostname or "localhost", port, "", from_url
+    return _URL(scheme, mode, parts.hostname or "localhost", port, "", from_url, service)
 
 
 def _parser(name: str, value: Any) -> str:
@@ -409,6 +467,8 @@ def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
     ignore_exceptions = _global_setting("IGNORE_EXCEPTIONS", False)
     redis_client_class = None
     redis_client_kwargs: tuple[tuple[str, Any], ...] = ()
+    read_from_replicas = False
+    sentinel_kwargs: dict[str, Any] = {}
 
     def apply(key: str, name: str, value: Any, *, nested: bool = False) -> None:
         if key in CONNECTION_OPTIONS:
@@ -439,6 +499,15 @@ def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
             parser = _parser(name, value)
         elif key == "compressor":
             compressor = _compressor(name, value)
+        elif key == "read_from_replicas":
+            read_from_replicas = _boolean(name, value)
+        elif key == "sentinel_kwargs":
+            if not isinstance(value, Mapping):
+                raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be a dict.")
+            for inner_key, (inner_name, inner_value) in _normalise(value).items():
+                if inner_key not in CONNECTION_OPTIONS:
+                    raise ImproperlyConfigured(f"Unknown option {inner_name!r} in {name}.")
+                sentinel_kwargs[inner_key] = CONNECTION_OPTIONS[inner_key](inner_name, inner_value)
         elif key == "redis_client_class":
             redis_client_class = _redis_client_class(name, value)
         elif key == "redis_client_kwargs":
@@ -471,29 +540,54 @@ def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
     else:
         serializer = PickleSerializer(protocol=pickle_version)
 
-    servers = []
-    for url in split_location(location):
-        scheme, host, port, path, from_url = _parse_url(url)
-        conn = {**connection, **from_url}
-        servers.append(
-            Server(
-                scheme=scheme,
-                host=host,
-                port=port,
-                path=path,
-                connection=tuple(sorted(conn.items())),
-                max_connections=pool["max_connections"],
-                pool_timeout=pool["pool_timeout"],
-                retries=DEFAULT_RETRIES,
-                retry_on_timeout=pool["retry_on_timeout"],
-                parser=parser,
-                sync_pool_class=sync_pool_class,
-            )
+    urls = [_parse_url(url) for url in split_location(location)]
+    modes = {url.mode for url in urls}
+    if len(modes) > 1:
+        raise ImproperlyConfigured("LOCATION mixes standalone, cluster and sentinel URLs.")
+    mode = modes.pop()
+
+    def server(url: _URL, settings: Mapping[str, Any]) -> Server:
+        return Server(
+            scheme=url.scheme,
+            host=url.host,
+            port=url.port,
+            path=url.path,
+            connection=tuple(sorted(settings.items())),
+            max_connections=pool["max_connections"],
+            pool_timeout=pool["pool_timeout"],
+            retries=DEFAULT_RETRIES,
+            retry_on_timeout=pool["retry_on_timeout"],
+            parser=parser,
+            sync_pool_class=sync_pool_class,
         )
+
+    if mode == "sentinel":
+        if (
+            len({url.service for url in urls}) > 1
+            or len({url.settings.get("db") for url in urls}) > 1
+        ):
+            raise ImproperlyConfigured(
+                "Every redis+sentinel:// URL must name the same service and db."
+            )
+        # The sentinels themselves: timeouts, and their own credentials if any.
+        sentinel_settings = {
+            key: value for key, value in connection.items() if key.startswith("socket_")
+        }
+        sentinel_settings.update(sentinel_kwargs)
+        servers = [server(url, sentinel_settings) for url in urls]
+        data_settings = {**connection, **urls[0].settings}
+        template = server(urls[0], data_settings)
+    else:
+        servers = [server(url, {**connection, **url.settings}) for url in urls]
+        template = servers[0]
     logger = None
     if ignore_exceptions and _global_setting("LOG_IGNORED_EXCEPTIONS", False):
         logger = _global_setting("LOGGER", None) or "django_asyncredis"
     return CacheConfig(
+        mode=mode,
+        service=urls[0].service,
+        template=template,
+        read_from_replicas=read_from_replicas,
         servers=tuple(servers),
         serializer=serializer,
         close_connection=close_connection,

@@ -8,15 +8,38 @@ QuerySet) is serialized in a thread, as Django itself would require.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
-from redis.exceptions import ConnectionError, ResponseError, TimeoutError
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    ConnectionError,
+    MovedError,
+    ReadOnlyError,
+    ResponseError,
+    TimeoutError,
+    TryAgainError,
+)
 
-from django_asyncredis._config import CacheConfig
-from django_asyncredis._operations import Batch, Emit, Offload, Operation, Request, Sleep, route
+from django_asyncredis._config import CacheConfig, Server
+from django_asyncredis._operations import (
+    PRIMARIES,
+    READ_ONLY,
+    Batch,
+    Command,
+    Emit,
+    Offload,
+    OnServer,
+    Operation,
+    Request,
+    Sleep,
+    route,
+)
 from django_asyncredis._pools import AsyncConnectionPool, async_pool
+from django_asyncredis._topology import ClusterIncomplete, ClusterMap, SentinelState, merge
 from django_asyncredis.errors import (
     CONNECTION_ERRORS,
     ConnectionInterrupted,
@@ -25,6 +48,11 @@ from django_asyncredis.errors import (
 )
 
 T = TypeVar("T")
+
+#: Attempts of a call on a cluster or sentinel topology that is changing, and the
+#: first pause between them (doubling): about 1.5 s in all, then the error.
+_ATTEMPTS = 5
+_BACKOFF = 0.05
 
 
 class AsyncCore:
@@ -89,9 +117,36 @@ class AsyncCore:
             return await asyncio.sleep(request.seconds)
         if isinstance(request, Emit):
             raise TypeError("An operation that emits items must be run with iterate().")
+        if request is PRIMARIES:
+            return await self._primaries()
+        if isinstance(request, OnServer):
+            return await self._on_server(request.server, request.command)
         return await self._execute(request)
 
+    async def _primaries(self) -> list[Server]:
+        topology = self._config.topology
+        if isinstance(topology, ClusterMap):
+            if topology.stale:
+                await self._refresh_cluster(topology)
+            return topology.primaries
+        if isinstance(topology, SentinelState):
+            return [topology.primary or await self._resolve_primary(topology)]
+        return [self._servers[0]]
+
+    async def _on_server(self, server: Server, command: Command) -> Any:
+        try:
+            return await _send(async_pool(server), command)
+        except CONNECTION_ERRORS as exc:
+            topology = self._config.topology
+            if isinstance(topology, ClusterMap):
+                topology.stale = True
+            elif isinstance(topology, SentinelState):
+                topology.forget()
+            raise _translated(exc, server) from exc
+
     async def _execute(self, request: Request) -> Any:
+        if self._config.topology is not None:
+            return await self._execute_distributed(request)
         server = route(self._servers, request)
         leader = self._servers[0]
         if server is not leader:
@@ -106,6 +161,113 @@ class AsyncCore:
             if error is exc:
                 raise
             raise error from exc
+
+    async def _execute_distributed(self, request: Any) -> Any:
+        """Cluster or Sentinel: route, and follow the topology when it changes
+        (MOVED, failover), with a bounded number of attempts."""
+        topology = self._config.topology
+        last: Exception | None = None
+        for attempt in range(_ATTEMPTS):
+            try:
+                if isinstance(topology, SentinelState):
+                    return await self._execute_on_primary(topology, request)
+                if topology.stale:
+                    await self._refresh_cluster(topology)
+                return await self._execute_on_cluster(topology, request)
+            except MovedError as exc:
+                last = exc
+                topology.stale = True
+                continue  # the map changed: refresh and go again at once
+            except AskError as exc:
+                if type(request) is tuple:  # a slot being migrated: ask its new node
+                    target = topology.node(exc.host, exc.port)
+                    asking = Batch((("ASKING",), request))
+                    return (await _send(async_pool(target), asking))[1]
+                last = exc
+            except (TryAgainError, ClusterDownError, ReadOnlyError, ClusterIncomplete) as exc:
+                last = exc
+            except CONNECTION_ERRORS as exc:
+                last = exc
+            if isinstance(topology, SentinelState):
+                topology.forget()
+            else:
+                topology.stale = True
+            await asyncio.sleep(_BACKOFF * 2**attempt)
+        assert last is not None
+        if isinstance(last, CONNECTION_ERRORS):
+            raise _translated(last, self._servers[0]) from last
+        raise last
+
+    async def _execute_on_cluster(self, topology: ClusterMap, request: Any) -> Any:
+        if type(request) is Batch:
+            replies: list[Any] = [None] * len(request)
+            groups = list(topology.group_batch(request).items())
+            answers = await asyncio.gather(
+                *(
+                    _send(async_pool(server), Batch(tuple(request[p] for p in positions)))
+                    for server, positions in groups
+                )
+            )
+            for (_, positions), answer in zip(groups, answers, strict=True):
+                for position, reply in zip(positions, answer, strict=True):
+                    replies[position] = reply
+            return replies
+        if topology.needs_split(request):
+            plan = list(topology.split(request).items())
+            answers = await asyncio.gather(
+                *(
+                    _send(async_pool(server), Batch(tuple(c for c, _ in commands)))
+                    for server, commands in plan
+                )
+            )
+            parts = [
+                (positions, reply)
+                for (_, commands), answer in zip(plan, answers, strict=True)
+                for (_, positions), reply in zip(commands, answer, strict=True)
+            ]
+            return merge(request, parts)
+        return await _send(async_pool(topology.server_for(request)), request)
+
+    async def _refresh_cluster(self, topology: ClusterMap) -> None:
+        last: Exception | None = None
+        for server in topology.refresh_candidates():
+            try:
+                reply = await _send(async_pool(server), ("CLUSTER", "SLOTS"))
+                topology.update(server, reply)
+                return
+            except (*CONNECTION_ERRORS, ResponseError, ClusterIncomplete) as exc:
+                last = exc
+        assert last is not None
+        raise last
+
+    async def _execute_on_primary(self, state: SentinelState, request: Any) -> Any:
+        primary = state.primary or await self._resolve_primary(state)
+        reads_elsewhere = state.read_replicas and state.replicas
+        if reads_elsewhere and type(request) is tuple and request[0] in READ_ONLY:
+            replica = random.choice(state.replicas)
+            try:
+                return await _send(async_pool(replica), request)
+            except CONNECTION_ERRORS:
+                pass  # the replica is down: the primary answers reads too
+        return await _send(async_pool(primary), request)
+
+    async def _resolve_primary(self, state: SentinelState) -> Server:
+        """Ask the sentinels, in turn, where the service's primary is now."""
+        for sentinel in state.sentinels:
+            try:
+                address = await _send(async_pool(sentinel), state.address_request())
+                replicas = None
+                if state.read_replicas:
+                    replicas = await _send(async_pool(sentinel), state.replicas_request())
+            except CONNECTION_ERRORS:
+                continue
+            primary = state.update(address, replicas)
+            if primary is not None:
+                return primary
+        raise ConnectionInterrupted(
+            f"No sentinel knows a primary for service {state.service!r} "
+            f"(asked {', '.join(str(s) for s in state.sentinels)})."
+        )
 
 
 async def _send(pool: AsyncConnectionPool, request: Any) -> Any:
@@ -144,3 +306,8 @@ async def _read_replies(connection: Any, count: int) -> list[Any]:
     if first_error is not None:
         raise first_error
     return replies
+
+
+def _translated(exc: Exception, server: Server) -> Exception:
+    error = translate(exc, str(server))
+    return exc if error is exc else error

@@ -14,7 +14,10 @@ What an operation may yield:
 - an ``Offload``: a CPU-only call that the async driver may run off the event
   loop (only when Django forbids it on the loop, see ``encode``);
 - a ``Sleep``: wait before the next command (``time.sleep`` or ``asyncio.sleep``);
-- an ``Emit``: items for the caller of an iterating driver (``iter_keys``).
+- an ``Emit``: items for the caller of an iterating driver (``iter_keys``);
+- ``PRIMARIES``: the servers that hold the keyspace (one, or each primary of a
+  Redis Cluster), then ``OnServer(server, command)`` to send a command to one of
+  them: for what concerns every key rather than one (SCAN, FLUSHDB).
 
 A Redis error reply (``ResponseError``) is thrown into the generator at the
 yield, so an operation can catch it and take another path.
@@ -74,7 +77,23 @@ class Emit:
         self.items = items
 
 
-Request = Command | Batch | Offload | Sleep | Emit
+class OnServer:
+    """Send ``command`` to this server (one of those ``PRIMARIES`` returned)."""
+
+    __slots__ = ("command", "server")
+
+    def __init__(self, server: Any, command: Command) -> None:
+        self.server = server
+        self.command = command
+
+
+class _Primaries:
+    __slots__ = ()
+
+
+PRIMARIES = _Primaries()
+
+Request = Command | Batch | Offload | Sleep | Emit | OnServer | _Primaries
 Operation = Generator[Request, Any, T]
 
 #: Commands that only read: with replicas configured they may go to one of them.
@@ -231,18 +250,27 @@ def incr(codec: Codec, key: str, delta: int, name: Any) -> Operation[int]:
 
 
 def rename(source: str, target: str, name: Any) -> Operation[bool]:
-    """Move a value to another version, keeping its expiry, atomically."""
+    """Move a value to another version, keeping its expiry: one atomic RENAME, or,
+    when the two keys live in different Redis Cluster slots, DUMP + RESTORE + DEL."""
     try:
         yield ("RENAME", source, target)
     except ResponseError as exc:
-        if "no such key" in str(exc).lower():
+        message = str(exc).lower()
+        if "no such key" in message:
             raise ValueError(f"Key {name!r} not found.") from None
-        raise
+        if "crossslot" not in message:
+            raise
+        dumped, ttl_ms = yield Batch((("DUMP", source), ("PTTL", source)))
+        if dumped is None:
+            raise ValueError(f"Key {name!r} not found.") from None
+        yield ("RESTORE", target, max(0, int(ttl_ms)), dumped, "REPLACE")
+        yield ("DEL", source)
     return True
 
 
 def clear() -> Operation[None]:
-    yield ("FLUSHDB",)
+    for server in (yield PRIMARIES):
+        yield OnServer(server, ("FLUSHDB",))
 
 
 # Expiry
@@ -275,27 +303,32 @@ def persist(key: str) -> Operation[bool]:
 
 def scan(pattern: str, count: int | None, decode_key: Callable[[str], Any]) -> Operation[None]:
     """SCAN the keyspace, emitting the caller's keys page by page; never KEYS."""
-    cursor: Any = 0
     count_args = () if count is None else ("COUNT", count)
-    while True:
-        cursor, keys = yield ("SCAN", cursor, "MATCH", pattern, *count_args)
-        if keys:
-            yield Emit([decode_key(key.decode()) for key in keys])
-        if int(cursor) == 0:
-            return
+    for server in (yield PRIMARIES):
+        cursor: Any = 0
+        while True:
+            scan = ("SCAN", cursor, "MATCH", pattern, *count_args)
+            cursor, keys = yield OnServer(server, scan)
+            if keys:
+                yield Emit([decode_key(key.decode()) for key in keys])
+            if int(cursor) == 0:
+                break
 
 
 def delete_pattern(pattern: str, count: int | None) -> Operation[int]:
     """SCAN + UNLINK page by page (the server frees memory in the background)."""
-    cursor: Any = 0
     deleted = 0
     count_args = () if count is None else ("COUNT", count)
-    while True:
-        cursor, keys = yield ("SCAN", cursor, "MATCH", pattern, *count_args)
-        if keys:
-            deleted += yield ("UNLINK", *keys)
-        if int(cursor) == 0:
-            return deleted
+    for server in (yield PRIMARIES):
+        cursor: Any = 0
+        while True:
+            scan = ("SCAN", cursor, "MATCH", pattern, *count_args)
+            cursor, keys = yield OnServer(server, scan)
+            if keys:
+                deleted += yield ("UNLINK", *keys)
+            if int(cursor) == 0:
+                break
+    return deleted
 
 
 # Locks: redis-py's algorithm (SET NX PX with a random token, Lua to release and

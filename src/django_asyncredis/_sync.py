@@ -8,16 +8,39 @@ deadlock because it never waits for the loop.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import redis
-from redis.exceptions import ConnectionError, ResponseError, TimeoutError
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    ConnectionError,
+    MovedError,
+    ReadOnlyError,
+    ResponseError,
+    TimeoutError,
+    TryAgainError,
+)
 
 from django_asyncredis._config import CacheConfig, Server
-from django_asyncredis._operations import Batch, Emit, Offload, Operation, Request, Sleep, route
+from django_asyncredis._operations import (
+    PRIMARIES,
+    READ_ONLY,
+    Batch,
+    Command,
+    Emit,
+    Offload,
+    OnServer,
+    Operation,
+    Request,
+    Sleep,
+    route,
+)
 from django_asyncredis._pools import SYNC_GET_CONNECTION_NEEDS_NAME, sync_pool
+from django_asyncredis._topology import ClusterIncomplete, ClusterMap, SentinelState, merge
 from django_asyncredis.errors import (
     CONNECTION_ERRORS,
     ConnectionInterrupted,
@@ -26,6 +49,11 @@ from django_asyncredis.errors import (
 )
 
 T = TypeVar("T")
+
+#: Attempts of a call on a cluster or sentinel topology that is changing, and the
+#: first pause between them (doubling): about 1.5 s in all, then the error.
+_ATTEMPTS = 5
+_BACKOFF = 0.05
 
 _CONNECTION_ARGS: tuple[str, ...] = ("_",) if SYNC_GET_CONNECTION_NEEDS_NAME else ()
 
@@ -91,9 +119,36 @@ class SyncAdapter:
             return time.sleep(request.seconds)
         if isinstance(request, Emit):
             raise TypeError("An operation that emits items must be run with iterate().")
+        if request is PRIMARIES:
+            return self._primaries()
+        if isinstance(request, OnServer):
+            return self._on_server(request.server, request.command)
         return self._execute(request)
 
+    def _primaries(self) -> list[Server]:
+        topology = self._config.topology
+        if isinstance(topology, ClusterMap):
+            if topology.stale:
+                self._refresh_cluster(topology)
+            return topology.primaries
+        if isinstance(topology, SentinelState):
+            return [topology.primary or self._resolve_primary(topology)]
+        return [self._servers[0]]
+
+    def _on_server(self, server: Server, command: Command) -> Any:
+        try:
+            return _send((server), command)
+        except CONNECTION_ERRORS as exc:
+            topology = self._config.topology
+            if isinstance(topology, ClusterMap):
+                topology.stale = True
+            elif isinstance(topology, SentinelState):
+                topology.forget()
+            raise _translated(exc, server) from exc
+
     def _execute(self, request: Request) -> Any:
+        if self._config.topology is not None:
+            return self._execute_distributed(request)
         server = route(self._servers, request)
         leader = self._servers[0]
         if server is not leader:
@@ -108,6 +163,100 @@ class SyncAdapter:
             if error is exc:
                 raise
             raise error from exc
+
+    def _execute_distributed(self, request: Any) -> Any:
+        """Cluster or Sentinel: route, and follow the topology when it changes
+        (MOVED, failover), with a bounded number of attempts."""
+        topology = self._config.topology
+        last: Exception | None = None
+        for attempt in range(_ATTEMPTS):
+            try:
+                if isinstance(topology, SentinelState):
+                    return self._execute_on_primary(topology, request)
+                if topology.stale:
+                    self._refresh_cluster(topology)
+                return self._execute_on_cluster(topology, request)
+            except MovedError as exc:
+                last = exc
+                topology.stale = True
+                continue  # the map changed: refresh and go again at once
+            except AskError as exc:
+                if type(request) is tuple:  # a slot being migrated: ask its new node
+                    target = topology.node(exc.host, exc.port)
+                    asking = Batch((("ASKING",), request))
+                    return (_send((target), asking))[1]
+                last = exc
+            except (TryAgainError, ClusterDownError, ReadOnlyError, ClusterIncomplete) as exc:
+                last = exc
+            except CONNECTION_ERRORS as exc:
+                last = exc
+            if isinstance(topology, SentinelState):
+                topology.forget()
+            else:
+                topology.stale = True
+            time.sleep(_BACKOFF * 2**attempt)
+        assert last is not None
+        if isinstance(last, CONNECTION_ERRORS):
+            raise _translated(last, self._servers[0]) from last
+        raise last
+
+    def _execute_on_cluster(self, topology: ClusterMap, request: Any) -> Any:
+        if type(request) is Batch:
+            replies: list[Any] = [None] * len(request)
+            for server, positions in topology.group_batch(request).items():
+                answer = _send(server, Batch(tuple(request[p] for p in positions)))
+                for position, reply in zip(positions, answer, strict=True):
+                    replies[position] = reply
+            return replies
+        if topology.needs_split(request):
+            parts = []
+            for server, commands in topology.split(request).items():
+                answer = _send(server, Batch(tuple(c for c, _ in commands)))
+                for (_, positions), reply in zip(commands, answer, strict=True):
+                    parts.append((positions, reply))
+            return merge(request, parts)
+        return _send((topology.server_for(request)), request)
+
+    def _refresh_cluster(self, topology: ClusterMap) -> None:
+        last: Exception | None = None
+        for server in topology.refresh_candidates():
+            try:
+                reply = _send((server), ("CLUSTER", "SLOTS"))
+                topology.update(server, reply)
+                return
+            except (*CONNECTION_ERRORS, ResponseError, ClusterIncomplete) as exc:
+                last = exc
+        assert last is not None
+        raise last
+
+    def _execute_on_primary(self, state: SentinelState, request: Any) -> Any:
+        primary = state.primary or self._resolve_primary(state)
+        reads_elsewhere = state.read_replicas and state.replicas
+        if reads_elsewhere and type(request) is tuple and request[0] in READ_ONLY:
+            replica = random.choice(state.replicas)
+            try:
+                return _send((replica), request)
+            except CONNECTION_ERRORS:
+                pass  # the replica is down: the primary answers reads too
+        return _send((primary), request)
+
+    def _resolve_primary(self, state: SentinelState) -> Server:
+        """Ask the sentinels, in turn, where the service's primary is now."""
+        for sentinel in state.sentinels:
+            try:
+                address = _send((sentinel), state.address_request())
+                replicas = None
+                if state.read_replicas:
+                    replicas = _send((sentinel), state.replicas_request())
+            except CONNECTION_ERRORS:
+                continue
+            primary = state.update(address, replicas)
+            if primary is not None:
+                return primary
+        raise ConnectionInterrupted(
+            f"No sentinel knows a primary for service {state.service!r} "
+            f"(asked {', '.join(str(s) for s in state.sentinels)})."
+        )
 
 
 def _send(server: Server, request: Any) -> Any:
@@ -143,3 +292,8 @@ def _read_replies(connection: Any, count: int) -> list[Any]:
     if first_error is not None:
         raise first_error
     return replies
+
+
+def _translated(exc: Exception, server: Server) -> Exception:
+    error = translate(exc, str(server))
+    return exc if error is exc else error

@@ -1,0 +1,199 @@
+"""Where a command goes when the data lives on more than one server.
+
+Pure decisions, no I/O (the drivers do the I/O and feed replies back here):
+
+- ``ClusterMap``: Redis Cluster. The slot map comes from the cluster itself
+  (``CLUSTER SLOTS``), keys are hashed with redis-py's CRC16 (hash tags
+  included); a multi-key command is split per slot, grouped per node, and its
+  replies are merged back in the caller's order.
+- ``SentinelState``: a Sentinel-managed primary, resolved by asking the
+  sentinels, forgotten when it fails or turns read-only so the next call follows
+  the failover.
+
+Both are kept per cache configuration, process-wide: the map is plain data, valid
+on every event loop and thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from redis.crc import key_slot
+
+from django_asyncredis._config import Server
+from django_asyncredis._operations import Batch, Command
+
+SLOTS = 16384
+
+#: Commands whose every argument after the name is a key (split per slot).
+_ALL_KEYS = frozenset({"MGET", "DEL", "UNLINK", "EXISTS"})
+#: Commands with no key: they go to any primary.
+_KEYLESS = frozenset({"FLUSHDB", "SCAN", "PING", "CLUSTER", "ACL", "INFO"})
+
+
+def _slot(key: Any) -> int:
+    return int(key_slot(key.encode() if isinstance(key, str) else key))
+
+
+class ClusterMap:
+    """The slot map of a Redis Cluster, refreshed after MOVED or a node failure."""
+
+    def __init__(self, startup: Sequence[Server]) -> None:
+        self.startup = tuple(startup)
+        self._lock = threading.Lock()
+        self._slots: list[Server] | None = None
+        self._primaries: list[Server] = []
+        #: Set by the drivers when a reply says the map is out of date.
+        self.stale = True
+
+    @property
+    def primaries(self) -> list[Server]:
+        return list(self._primaries)
+
+    def refresh_candidates(self) -> list[Server]:
+        """Who to ask for the map: the known primaries first, then the startup nodes."""
+        seen = [*self._primaries, *self.startup]
+        return list(dict.fromkeys(seen))
+
+    def update(self, asked: Server, reply: Any) -> None:
+        """Load a ``CLUSTER SLOTS`` reply (RESP2)."""
+        slots: list[Server | None] = [None] * SLOTS
+        primaries: dict[tuple[str, int], Server] = {}
+        for entry in reply:
+            start, end, primary = int(entry[0]), int(entry[1]), entry[2]
+            host = primary[0].decode() if primary[0] else asked.host  # "" means: the one asked
+            port = int(primary[1])
+            server = primaries.get((host, port))
+            if server is None:
+                server = primaries[(host, port)] = dataclasses.replace(
+                    self.startup[0], host=host, port=port
+                )
+            for slot in range(start, end + 1):
+                slots[slot] = server
+        if any(server is None for server in slots):
+            raise ClusterIncomplete("the cluster does not cover every slot yet")
+        with self._lock:
+            self._slots = slots  # type: ignore[assignment]
+            self._primaries = list(primaries.values())
+            self.stale = False
+
+    def node(self, host: str, port: int) -> Server:
+        """The server at an address a redirection named."""
+        for server in self._primaries:
+            if (server.host, server.port) == (host, port):
+                return server
+        return dataclasses.replace(self.startup[0], host=host, port=port)
+
+    def server_for_key(self, key: Any) -> Server:
+        assert self._slots is not None
+        return self._slots[_slot(key)]
+
+    def server_for(self, command: Command) -> Server:
+        """The node for a single-slot command."""
+        name = command[0]
+        if name in _KEYLESS:
+            return random.choice(self._primaries)
+        if name in ("EVAL", "EVALSHA"):
+            return self.server_for_key(command[3]) if int(command[2]) else self._primaries[0]
+        return self.server_for_key(command[1])
+
+    def needs_split(self, command: Command) -> bool:
+        name = command[0]
+        if name in _ALL_KEYS:
+            keys = command[1:]
+        elif name == "MSET":
+            keys = command[1::2]
+        else:
+            return False
+        first = _slot(keys[0]) if keys else 0
+        return any(_slot(key) != first for key in keys[1:])
+
+    def split(self, command: Command) -> dict[Server, list[tuple[Command, list[int]]]]:
+        """Per node: the per-slot commands, with the positions of their keys in
+        the original command (to put MGET's replies back in order)."""
+        name = command[0]
+        step = 2 if name == "MSET" else 1
+        arguments = command[1:]
+        per_slot: dict[int, list[int]] = {}
+        for position in range(0, len(arguments), step):
+            per_slot.setdefault(_slot(arguments[position]), []).append(position // step)
+        plan: dict[Server, list[tuple[Command, list[int]]]] = {}
+        assert self._slots is not None
+        for slot, positions in per_slot.items():
+            parts: list[Any] = []
+            for index in positions:
+                parts.extend(arguments[index * step : index * step + step])
+            plan.setdefault(self._slots[slot], []).append(((name, *parts), positions))
+        return plan
+
+    def group_batch(self, batch: Batch) -> dict[Server, list[int]]:
+        """Per node, the positions of a batch's commands (each a single-slot one)."""
+        groups: dict[Server, list[int]] = {}
+        for position, command in enumerate(batch):
+            groups.setdefault(self.server_for(command), []).append(position)
+        return groups
+
+
+def merge(command: Command, parts: list[tuple[list[int], Any]]) -> Any:
+    """Put the replies of a split command back together."""
+    name = command[0]
+    if name == "MGET":
+        values: list[Any] = [None] * (len(command) - 1)
+        for positions, reply in parts:
+            for position, value in zip(positions, reply, strict=True):
+                values[position] = value
+        return values
+    if name == "MSET":
+        return b"OK"
+    return sum(int(reply) for _, reply in parts)  # DEL, UNLINK, EXISTS: counts
+
+
+class ClusterIncomplete(Exception):
+    """The cluster answered with a map that leaves slots unassigned."""
+
+
+class SentinelState:
+    """The current primary (and replicas) of a Sentinel-monitored service."""
+
+    def __init__(
+        self, template: Server, sentinels: Sequence[Server], service: str, read_replicas: bool
+    ) -> None:
+        self.template = template
+        self.sentinels = tuple(sentinels)
+        self.service = service
+        self.read_replicas = read_replicas
+        self.primary: Server | None = None
+        self.replicas: list[Server] = []
+
+    def address_request(self) -> Command:
+        return ("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service)
+
+    def replicas_request(self) -> Command:
+        return ("SENTINEL", "REPLICAS", self.service)
+
+    def update(self, address: Any, replicas: Any) -> Server | None:
+        if not address:
+            return None
+        host, port = address[0].decode(), int(address[1])
+        self.primary = dataclasses.replace(self.template, host=host, port=port)
+        healthy = []
+        for flat in replicas or ():
+            fields = dict(zip(flat[::2], flat[1::2], strict=False))
+            flags = fields.get(b"flags", b"").decode()
+            if any(bad in flags for bad in ("s_down", "o_down", "disconnected")):
+                continue
+            healthy.append(
+                dataclasses.replace(
+                    self.template, host=fields[b"ip"].decode(), port=int(fields[b"port"])
+                )
+            )
+        self.replicas = healthy
+        return self.primary
+
+    def forget(self) -> None:
+        """The primary failed or became a replica: ask the sentinels again next time."""
+        self.primary = None
