@@ -248,3 +248,14 @@ def test_unresponsive_server_in_ignore_mode_gives_defaults(
     else:
         assert asyncio.run(cache.aget("key", "default")) == "default"
         assert asyncio.run(cache.aadd("key", 1)) is False
+
+
+async def test_opening_a_connection_to_a_paused_server_times_out(own_server: ServerProcess) -> None:
+    """The handshake waits for replies too: it is bounded like any round trip."""
+    options = {"socket_connect_timeout": 0.2, "socket_timeout": 0.2}
+    cache = RedisCache(own_server.url, {"OPTIONS": options, "KEY_PREFIX": "fresh"})
+    with paused(own_server, 1.0):
+        start = time.monotonic()
+        with pytest.raises(ServerTimeoutError):
+            await cache.aget("key")
+        assert time.monotonic() - start < 1.0  # not the pause: 0.4 s at most, and slack

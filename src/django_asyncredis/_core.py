@@ -8,6 +8,7 @@ QuerySet) is serialized in a thread, as Django itself would require.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import random
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
@@ -271,17 +272,29 @@ class AsyncCore:
 
 
 async def _send(pool: AsyncConnectionPool, request: Any) -> Any:
-    """One round trip; a connection that turns out broken is replaced, boundedly."""
+    """One round trip; a connection that turns out broken is replaced, boundedly.
+
+    ``socket_timeout`` is enforced here, once per round trip, rather than by
+    redis-py around every socket operation: on Python 3.11 its ``wait_for``
+    costs a task per write (measured: up to 1.5x throughput at 64 tasks). A
+    round trip cut short closes its connection (redis-py does so on any
+    interruption), so its late reply is never read by anyone.
+    """
     server = pool.server
     attempt = 0
     while True:
         connection: Any = await pool.acquire()
         try:
-            if type(request) is Batch:
-                await connection.send_packed_command(connection.pack_commands(request))
-                return await _read_replies(connection, len(request))
-            await connection.send_packed_command(connection.pack_command(*request))
-            return await connection.read_response()
+            async with asyncio.timeout(pool.command_timeout):
+                if type(request) is Batch:
+                    await connection.send_packed_command(connection.pack_commands(request))
+                    return await _read_replies(connection, len(request))
+                await connection.send_packed_command(connection.pack_command(*request))
+                return await connection.read_response()
+        except builtins.TimeoutError:
+            attempt += 1
+            if attempt > server.retries or not server.retry_on_timeout:
+                raise TimeoutError(f"Timeout reading from {server}") from None
         except (ConnectionError, TimeoutError) as exc:
             attempt += 1
             if attempt > server.retries or (

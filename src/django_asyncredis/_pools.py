@@ -32,6 +32,7 @@ from typing import Any
 
 import redis
 import redis.asyncio
+import redis.exceptions
 from redis.asyncio.connection import AbstractConnection
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -81,6 +82,14 @@ class AsyncConnectionPool:
         kwargs = server.connection_kwargs()
         kwargs.update(_CORE_ARGS)
         kwargs.update(_parser_kwargs(server, asynchronous=True))
+        # The core enforces the reply timeout once per round trip (see _core._send).
+        self.command_timeout: float | None = kwargs.pop("socket_timeout", None)
+        connect = kwargs.get("socket_connect_timeout")
+        self._connect_deadline = (
+            None
+            if connect is None or self.command_timeout is None
+            else connect + self.command_timeout
+        )
         if server.scheme == "unix":
             self._connection_class: type[AbstractConnection] = (
                 redis.asyncio.UnixDomainSocketConnection
@@ -112,7 +121,14 @@ class AsyncConnectionPool:
         self._opened += 1
         connection = self._connection_class(**self._kwargs)
         try:
-            await connection.connect()  # type: ignore[no-untyped-call]
+            # The handshake (AUTH, SELECT, CLIENT SETINFO) waits for replies too.
+            async with asyncio.timeout(self._connect_deadline):
+                await connection.connect()  # type: ignore[no-untyped-call]
+        except TimeoutError:
+            self._opened -= 1
+            self._hand_over(None)
+            await connection.disconnect(nowait=True)
+            raise redis.exceptions.TimeoutError(f"Timeout connecting to {self.server}") from None
         except BaseException:
             self._opened -= 1
             self._hand_over(None)
