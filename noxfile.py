@@ -76,3 +76,28 @@ def demo(session: nox.Session) -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site (Sphinx, Furo, MyST) in docs/_build/html; warnings are errors.
+
+    The pages are Markdown, readable on GitHub as they are; docs/conf.py configures
+    Sphinx and docs/index.md holds the navigation. tests/test_docs.py runs every
+    code example they contain as part of ``nox -s tests``.
+    """
+    session.install(".[docs]")
+    session.run(
+        "sphinx-build",
+        "-E",  # a fresh read of every page, so no warning hides in a cached one
+        "-W",
+        "--keep-going",
+        "-n",
+        "-b",
+        "html",
+        "-d",
+        "docs/_build/doctrees",
+        "docs",
+        "docs/_build/html",
+        *session.posargs,
+    )

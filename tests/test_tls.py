@@ -71,7 +71,7 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             str(paths["ca"]),
             "--tls-auth-clients",
             "optional",
-        ],  # fmt: skip
+        ],
         port=port,
     )
     server.binary = binary
@@ -91,10 +91,12 @@ def _tls_ping(port: int, ca: Path) -> bool:
 
     context = ssl.create_default_context(cafile=str(ca))
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as raw_socket:
-            with context.wrap_socket(raw_socket, server_hostname="127.0.0.1") as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=0.5) as raw_socket,
+            context.wrap_socket(raw_socket, server_hostname="127.0.0.1") as sock,
+        ):
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
     except OSError:
         return False
 
@@ -130,7 +132,7 @@ def test_an_untrusted_server_certificate_is_refused(tls: dict[str, Any], path: s
     """Without our CA, the server's certificate must not be accepted."""
     cache = RedisCache(tls["url"], {"OPTIONS": {"ssl_cert_reqs": "required"}})
     get = cache.get if path == "sync" else lambda key: asyncio.run(cache.aget(key))
-    with pytest.raises(ConnectionInterrupted, match="(?i)certificate"):
+    with pytest.raises(ConnectionInterrupted, match=r"(?i)certificate"):
         get("key")
 
 
