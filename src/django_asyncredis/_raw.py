@@ -18,9 +18,10 @@ from django.core.exceptions import ImproperlyConfigured
 
 from django_asyncredis._config import Server
 from django_asyncredis._pools import raw_async_pool, sync_pool
+from django_asyncredis._topology import SentinelState
 
 
-def _server(alias: str, write: bool) -> tuple[Any, Server]:
+def _cache(alias: str) -> Any:
     from django_asyncredis.cache import RedisCache
 
     cache = caches[alias]
@@ -28,17 +29,33 @@ def _server(alias: str, write: bool) -> tuple[Any, Server]:
         raise ImproperlyConfigured(
             f"CACHES[{alias!r}] is a {type(cache).__name__}, not django_asyncredis.RedisCache."
         )
+    return cache
+
+
+def _server(cache: Any, write: bool, primary: Server | None) -> Server:
+    """Sentinel: the current primary (or a replica); cluster: the first startup
+    node; else the leader, or a random replica for reads."""
+    topology = cache._config.topology
+    if isinstance(topology, SentinelState):
+        assert primary is not None
+        if not write and topology.replicas:
+            return random.choice(topology.replicas)
+        return primary
     servers = cache._config.servers
-    if write or len(servers) == 1:
-        return cache, servers[0]
-    return cache, servers[random.randrange(1, len(servers))]
+    if write or len(servers) == 1 or topology is not None:
+        return servers[0]  # type: ignore[no-any-return]
+    return servers[random.randrange(1, len(servers))]  # type: ignore[no-any-return]
 
 
 def get_redis_connection(alias: str = "default", write: bool = True) -> redis.Redis:
     """The sync redis-py client of cache ``alias``: the leader, or a replica for
     ``write=False`` when replicas are configured (REDIS_CLIENT_CLASS/KWARGS apply)."""
-    cache, server = _server(alias, write)
+    cache = _cache(alias)
     config = cache._config
+    primary = None
+    if isinstance(config.topology, SentinelState):
+        primary = config.topology.primary or cache._sync._resolve_primary(config.topology)
+    server = _server(cache, write, primary)
     client_class = config.redis_client_class or redis.Redis
     return client_class(connection_pool=sync_pool(server), **dict(config.redis_client_kwargs))
 
@@ -46,5 +63,10 @@ def get_redis_connection(alias: str = "default", write: bool = True) -> redis.Re
 async def aget_redis_connection(alias: str = "default", write: bool = True) -> redis.asyncio.Redis:
     """The ``redis.asyncio`` client of cache ``alias``, bound to the running loop
     (use it on that loop only; its pool closes when the loop shuts down)."""
-    _, server = _server(alias, write)
+    cache = _cache(alias)
+    topology = cache._config.topology
+    primary = None
+    if isinstance(topology, SentinelState):
+        primary = topology.primary or await cache._async._resolve_primary(topology)
+    server = _server(cache, write, primary)
     return redis.asyncio.Redis(connection_pool=raw_async_pool(server))
