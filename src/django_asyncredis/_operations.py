@@ -34,7 +34,7 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from django.core.exceptions import SynchronousOnlyOperation
-from redis.exceptions import LockError, LockNotOwnedError, ResponseError
+from redis.exceptions import ClusterCrossSlotError, LockError, LockNotOwnedError, ResponseError
 
 from django_asyncredis._codec import Codec
 
@@ -254,17 +254,16 @@ def rename(source: str, target: str, name: Any) -> Operation[bool]:
     when the two keys live in different Redis Cluster slots, DUMP + RESTORE + DEL."""
     try:
         yield ("RENAME", source, target)
-    except ResponseError as exc:
-        message = str(exc).lower()
-        if "no such key" in message:
-            raise ValueError(f"Key {name!r} not found.") from None
-        if "crossslot" not in message:
-            raise
+    except ClusterCrossSlotError:
         dumped, ttl_ms = yield Batch((("DUMP", source), ("PTTL", source)))
         if dumped is None:
             raise ValueError(f"Key {name!r} not found.") from None
         yield ("RESTORE", target, max(0, int(ttl_ms)), dumped, "REPLACE")
         yield ("DEL", source)
+    except ResponseError as exc:
+        if "no such key" in str(exc).lower():
+            raise ValueError(f"Key {name!r} not found.") from None
+        raise
     return True
 
 

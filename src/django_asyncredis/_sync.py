@@ -198,7 +198,9 @@ class SyncAdapter:
         assert last is not None
         if isinstance(last, CONNECTION_ERRORS):
             raise _translated(last, self._servers[0]) from last
-        raise last
+        # The topology kept changing (a failover still under way): an outage.
+        kind = "Redis Cluster" if isinstance(topology, ClusterMap) else "The Sentinel service"
+        raise ConnectionInterrupted(f"{kind} is unavailable: {last}") from last
 
     def _execute_on_cluster(self, topology: ClusterMap, request: Any) -> Any:
         if type(request) is Batch:
