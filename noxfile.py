@@ -47,8 +47,13 @@ def django_contract(session: nox.Session, django: str) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks against the peers, interleaved in one run, reported as ratios."""
-    session.install(DEV, "django-redis")
+    """Benchmarks against the peers, interleaved in one run, reported as ratios.
+
+    The peers are installed here (django-redis; django-valkey with libvalkey, its
+    hiredis); matplotlib draws the charts into docs/_static. ``-- --quick`` is a
+    30-second smoke test; docs/benchmarks.md describes the rest.
+    """
+    session.install(DEV, "django-redis", "django-valkey[libvalkey]", "matplotlib")
     session.run("python", "tests/benchmarks/run.py", *session.posargs)
 
 
@@ -99,5 +104,25 @@ def docs(session: nox.Session) -> None:
         "docs/_build/doctrees",
         "docs",
         "docs/_build/html",
+        *session.posargs,
+    )
+
+
+@nox.session
+def tests_cluster(session: nox.Session) -> None:
+    """Redis Cluster and Sentinel tests, on topologies the fixtures start locally.
+
+    Not part of ``nox -s tests``: pyproject's addopts ignore tests/cluster, since
+    each failover takes seconds. Replacing addopts (same options, minus the
+    --ignore flags) is what lets pytest collect the directory here.
+    """
+    session.install(DEV, DJANGO_VERSIONS["5.2"])
+    session.run(
+        "pytest",
+        "tests/cluster",
+        "-p",
+        "no:cacheprovider",
+        "--override-ini",
+        "addopts=-ra --strict-markers --strict-config -p no:valkey",
         *session.posargs,
     )
