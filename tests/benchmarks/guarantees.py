@@ -156,6 +156,74 @@ def soak(server: ServerProcess, clients: Callable[[], int]) -> None:
     )
 
 
+def without_the_guarantees(server: ServerProcess, admin: redis.Redis) -> None:
+    """The same scenarios on backends without the guarantee, to show each can fail."""
+    import threading
+
+    import redis.asyncio
+    from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
+
+    # 2. One redis.asyncio client used from consecutive event loops.
+    shared = redis.asyncio.Redis(port=server.port)
+    failures: list[str] = []
+    for _ in range(3):
+        try:
+            asyncio.run(shared.get("k"))
+        except Exception as exc:  # reported, not handled
+            failures.append(f"{type(exc).__name__}: {exc}"[:70])
+    print(f"  without (2), one redis.asyncio client over 3 asyncio.run loops: {failures}")
+
+    # 7. A redis.asyncio pool of 2 connections and 500 concurrent callers.
+    async def crowd() -> int:
+        client = redis.asyncio.Redis(
+            connection_pool=redis.asyncio.ConnectionPool(port=server.port, max_connections=2)
+        )
+        results = await asyncio.gather(
+            *(client.get("k") for _ in range(500)), return_exceptions=True
+        )
+        await client.aclose()
+        return sum(isinstance(result, Exception) for result in results)
+
+    failed = asyncio.run(crowd())
+    print(f"  without (7), redis.asyncio pool of 2 connections: {failed} of 500 calls failed")
+
+    # 6. Django's built-in backend with its defaults on a paused server.
+    builtin = DjangoRedisCache(server.url, {})
+    builtin.set("k", 1)
+    admin.execute_command("CLIENT", "PAUSE", 1000, "ALL")
+    waited = timed(lambda: builtin.get("k"))
+    print(f"  without (6), Django's built-in backend, 1 s pause: {waited:.0f} ms")
+    time.sleep(0.2)
+
+    # 5. Django's built-in backend with its defaults, a server that never accepts.
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            filler.connect(("127.0.0.1", port))
+        fillers.append(filler)
+    stuck = DjangoRedisCache(f"redis://127.0.0.1:{port}", {})
+    done = threading.Event()
+
+    def try_once() -> None:
+        with contextlib.suppress(Exception):
+            stuck.get("k")
+        done.set()
+
+    threading.Thread(target=try_once, daemon=True).start()
+    outcome = "returned" if done.wait(3.0) else "still waiting after 3 s"
+    print(f"  without (5), Django's built-in backend, unresponsive server: {outcome}")
+    for sock in [*fillers, listener]:
+        sock.close()
+
+
 def main() -> None:
     server = ServerProcess().start()
     admin = redis.Redis(port=server.port)
@@ -173,6 +241,7 @@ def main() -> None:
         pool_exhaustion(server, clients)
         many_loops(server, clients)
         soak(server, clients)
+        without_the_guarantees(server, admin)
     finally:
         server.stop()
 
