@@ -5,8 +5,7 @@ cache values (ints raw, the rest serialized), so equal values are equal members.
 Hash field names are text, like keys: sent as given, returned as ``str``.
 Scores are numbers, never encoded.
 
-Replies are read in either protocol's shape (RESP2 or RESP3: sets, maps, doubles
-and nested pairs), since redis-py's default protocol depends on its version.
+Replies have RESP2's shapes: the connections pin protocol 2 (see ``_pools``).
 
 Each public method has its own named generator here, even when it is a one-line
 delegation, so a failure ignored in IGNORE_EXCEPTIONS mode is logged under the
@@ -37,18 +36,15 @@ def _decoded(codec: Codec, key: str, raws: Iterable[bytes]) -> list[Any]:
 
 
 def _pairs(reply: Sequence[Any]) -> list[tuple[Any, Any]]:
-    """Member-score pairs from RESP2's flat [m, s, m, s, ...] or RESP3's [[m, s], ...]
-    (members are bytes, never lists, so the two cannot be confused)."""
-    if reply and isinstance(reply[0], list):
-        return [(member, score) for member, score in reply]
+    """Member-score pairs from a flat [member, score, member, score, ...] reply."""
     return list(zip(reply[::2], reply[1::2], strict=True))
 
 
 def _scored(
     codec: Codec, key: str, reply: Sequence[Any], cast: ScoreCast = float
 ) -> list[tuple[Any, Any]]:
-    """[(member, score), ...]; a score (RESP2 text, RESP3 double) becomes a float,
-    then goes through ``cast`` if it is not ``float``."""
+    """[(member, score), ...]; a score (text on the wire) becomes a float, then goes
+    through ``cast`` if it is not ``float``."""
     if cast is float:
         return [(codec.loads(member, key), float(score)) for member, score in _pairs(reply)]
     return [(codec.loads(member, key), cast(float(score))) for member, score in _pairs(reply)]
@@ -60,7 +56,7 @@ def _int(*command: Any) -> Operation[int]:
 
 
 def _members(codec: Codec, command: str, keys: Sequence[str]) -> Operation[set[Any]]:
-    raws = yield (command, *keys)  # RESP2 replies with a list, RESP3 with a set
+    raws = yield (command, *keys)
     return set(_decoded(codec, keys[0] if keys else "", raws))
 
 
@@ -267,10 +263,8 @@ def hget(codec: Codec, key: str, field: Any, default: Any) -> Operation[Any]:
 
 
 def hgetall(codec: Codec, key: str) -> Operation[dict[str, Any]]:
-    reply = yield ("HGETALL", key)
-    # RESP3 replies with a map, RESP2 with [field, value, field, value, ...].
-    pairs = reply.items() if isinstance(reply, dict) else zip(reply[::2], reply[1::2], strict=True)
-    return {field.decode(): codec.loads(raw, key) for field, raw in pairs}
+    reply = yield ("HGETALL", key)  # [field, value, field, value, ...]
+    return {field.decode(): codec.loads(raw, key) for field, raw in _pairs(reply)}
 
 
 def hkeys(key: str) -> Operation[list[str]]:
