@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
 from django_asyncredis._codec import Codec
@@ -623,10 +624,18 @@ def _global_setting(name: str, default: Any) -> Any:
 
 
 _parsed: dict[str, CacheConfig] = {}
+#: The last OPTIONS objects seen, by identity: Django's cache handler copies the
+#: CACHES entry shallowly for each backend it builds, so the same OPTIONS dict
+#: comes back on every request. Holding it keeps its id from being reused.
+_by_identity: dict[int, tuple[Mapping[str, Any], Any, CacheConfig]] = {}
 
 
 def parse_cached(location: Any, options: Mapping[str, Any]) -> CacheConfig:
-    """``parse`` memoised on the settings' repr (the dicts themselves are not hashable)."""
+    """``parse`` memoised: by the OPTIONS object's identity (a backend is built per
+    request under ASGI), else by the settings' repr (dicts are not hashable)."""
+    known = _by_identity.get(id(options))
+    if known is not None and known[0] is options and known[1] == location:
+        return known[2]
     globals_ = [_global_setting(name, None) for name in _GLOBAL_SETTINGS]
     key = repr((location, sorted(options.items(), key=lambda item: str(item[0])), globals_))
     config = _parsed.get(key)
@@ -635,7 +644,20 @@ def parse_cached(location: Any, options: Mapping[str, Any]) -> CacheConfig:
         if len(_parsed) >= 256:  # settings overridden in a loop (tests) must not grow this
             _parsed.clear()
         _parsed[key] = config
+    if len(_by_identity) >= 256:
+        _by_identity.clear()
+    _by_identity[id(options)] = (options, location, config)
     return config
+
+
+def _forget_parsed(*, setting: str, **kwargs: Any) -> None:
+    """Settings changed (override_settings in tests): parse afresh."""
+    if setting == "CACHES" or setting.startswith(("DJANGO_ASYNCREDIS_", "DJANGO_REDIS_")):
+        _by_identity.clear()
+        _parsed.clear()
+
+
+setting_changed.connect(_forget_parsed)
 
 
 def alias_of(config: CacheConfig) -> str:
