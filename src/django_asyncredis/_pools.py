@@ -83,7 +83,8 @@ class AsyncConnectionPool:
         kwargs.update(_CORE_ARGS)
         kwargs.update(_parser_kwargs(server, asynchronous=True))
         # The core enforces the reply timeout once per round trip (see _core._send).
-        self.command_timeout: float | None = kwargs.pop("socket_timeout", None)
+        self.command_timeout: float | None = kwargs.get("socket_timeout")
+        kwargs["socket_timeout"] = None  # explicitly: absent, redis-py 8 applies its own 5 s
         connect = kwargs.get("socket_connect_timeout")
         self._connect_deadline = (
             None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
@@ -34,6 +35,7 @@ Timeout = float | int | None | object
 Expiry = float | int | timedelta
 When = datetime | float | int
 
+_NO_OPTIONS: Mapping[str, Any] = MappingProxyType({})
 _GLOB_SPECIALS = re.compile(r"([*?\[\]\\])")
 #: What Django's memcache_key_warnings looks for: control characters and spaces.
 _MEMCACHED_UNSAFE = re.compile(r"[\x00-\x20\x7f]")
@@ -45,7 +47,9 @@ class RedisCache(StructuresMixin, BaseCache):
 
     def __init__(self, server: Any, params: dict[str, Any]) -> None:
         super().__init__(params)
-        self._config: CacheConfig = parse_cached(server, params.get("OPTIONS") or {})
+        # One shared empty mapping when there are no OPTIONS, so the settings memo
+        # recognises it by identity on every request.
+        self._config: CacheConfig = parse_cached(server, params.get("OPTIONS") or _NO_OPTIONS)
         self._codec = self._config.codec
         self._sync = SyncAdapter(self._config)
         self._async = AsyncCore(self._config)
