@@ -5,6 +5,10 @@ length does not depend on how fast a contender is) and by count (``max_ops``,
 a safety net). Throughput and latency are computed from the operations that
 actually completed and the time they actually took, measured with
 ``time.perf_counter``.
+
+Every measurement alternates the contenders of one scenario in ``slices``
+short slices (see ``measure_sync``), after an untimed warm-up of each at full
+concurrency, then one ``gc.collect()``.
 """
 
 from __future__ import annotations
@@ -15,13 +19,39 @@ import gc
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-from tests.benchmarks.contenders import VALUE, AsyncFactory, SyncFactory
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
+
+from tests.benchmarks.contenders import (
+    VIEW_CALLS,
+    AsgiView,
+    AsyncCall,
+    AsyncFactory,
+    SyncCall,
+    SyncFactory,
+    check,
+)
 
 #: Sync calls between two looks at the clock: keeps the clock out of the loop's cost.
 SYNC_BATCH = 50
+
+T = TypeVar("T")
+
+
+def serpentine(order: Sequence[T], number: int) -> list[T]:
+    """The order of slice ``number``: forwards, then backwards, and so on.
+
+    Cycling through the same order would give each contender the same
+    predecessor in every slice of every round (rotating the order between
+    rounds does not change who follows whom), and the end-to-end run showed
+    that this matters: the view measured right after the no-cache view came
+    out about 4% slower, whichever it was. Going back and forth, every
+    contender follows both of its neighbours.
+    """
+    return list(order) if number % 2 == 0 else list(reversed(order))
 
 
 @dataclass(frozen=True)
@@ -32,15 +62,22 @@ class Timing:
     slices: int = 1  # contenders of a scenario alternate in this many slices per round
 
 
-@dataclass(frozen=True)
+@dataclass
 class Sample:
-    ops: int
-    seconds: float
-    cpu_seconds: float = 0.0  # sync only: CPU time of the calling thread (time.thread_time)
+    ops: int = 0
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0  # one-thread sync only: time.thread_time of the caller
+    latencies: list[float] = field(default_factory=list)  # seconds per call, when recorded
+
+    def add(self, other: Sample) -> None:
+        self.ops += other.ops
+        self.seconds += other.seconds
+        self.cpu_seconds += other.cpu_seconds
+        self.latencies.extend(other.latencies)
 
     @property
     def ops_per_second(self) -> float:
-        return self.ops / self.seconds
+        return self.ops / self.seconds if self.seconds else 0.0
 
     @property
     def microseconds_per_op(self) -> float:
@@ -50,59 +87,53 @@ class Sample:
     def cpu_microseconds_per_op(self) -> float:
         return self.cpu_seconds / self.ops * 1e6
 
-
-def _check(op: str, result: Any) -> None:
-    """A get that finds nothing skips the decoding: refuse to time that."""
-    if op.endswith("get") and result != VALUE:
-        raise RuntimeError(f"{op} returned {result!r:.60}, not the stored value")
+    def percentile_us(self, fraction: float) -> float:
+        """The latency below which ``fraction`` of the calls completed, in µs."""
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1e6
 
 
 # Async: one event loop per scenario and round, shared by its contenders.
 
 
 async def _worker(
-    call: Callable[[str], Awaitable[Any]],
-    keys: Sequence[str],
-    start: int,
-    budget: int,
-    deadline: float,
+    call: AsyncCall, start: int, budget: int, deadline: float, latencies: list[float]
 ) -> int:
-    """Counts the calls that completed by the deadline. The one in flight at the
-    deadline is finished (never cancelled: that would break a connection) but
-    not counted, so a slow contender's longer tail does not dilute its rate."""
-    count = len(keys)
-    index = start % count
+    """Calls until the deadline. The call in flight at the deadline is finished
+    (never cancelled: that would break a connection) and counted, and the phase
+    lasts until the last one ends: with calls that take a good part of a slice
+    (aset_many at 16 tasks), not counting them would under-count badly, while
+    counting them over the time they took is exact for one task and, for many,
+    only lets the last calls of the phase run with fewer beside them."""
     done = 0
     clock = time.perf_counter
-    while done < budget:
-        await call(keys[index])
-        if clock() > deadline:
-            break
-        index += 1
-        if index == count:
-            index = 0
+    record = latencies.append
+    n = start
+    ended = clock()
+    while done < budget and ended < deadline:
+        began = ended
+        await call(n)
+        ended = clock()
+        record(ended - began)
+        n += 1
         done += 1
     return done
 
 
-async def _phase(
-    call: Callable[[str], Awaitable[Any]],
-    keys: Sequence[str],
-    tasks: int,
-    seconds: float,
-    max_ops: int,
-) -> Sample:
-    """``tasks`` concurrent callers for ``seconds``: the calls that completed in
-    that window over the window (or, if the count bound was hit first, over
-    the time it took)."""
+async def _phase(call: AsyncCall, tasks: int, seconds: float, max_ops: int) -> Sample:
+    """``tasks`` concurrent callers for ``seconds``: the calls made over the time
+    they took (``seconds`` and the last calls' tail)."""
     budget = max(1, max_ops // tasks)
-    stride = len(keys) // tasks or 1  # tasks start on different keys
+    latencies: list[float] = []
     start = time.perf_counter()
     deadline = start + seconds
     done = await asyncio.gather(
-        *(_worker(call, keys, n * stride, budget, deadline) for n in range(tasks))
+        # Tasks start far apart in the key space (each contender takes n % keys).
+        *(_worker(call, n * 7919, budget, deadline, latencies) for n in range(tasks))
     )
-    return Sample(sum(done), min(seconds, time.perf_counter() - start))
+    return Sample(sum(done), time.perf_counter() - start, latencies=latencies)
 
 
 async def _measure_async(
@@ -110,31 +141,30 @@ async def _measure_async(
     order: Sequence[str],
     url: str,
     op: str,
+    size: int,
     tasks: int,
     timing: Timing,
 ) -> dict[str, Sample]:
     async with contextlib.AsyncExitStack() as stack:
-        runs: dict[str, tuple[Callable[[str], Awaitable[Any]], Sequence[str]]] = {}
+        calls: dict[str, AsyncCall] = {}
         for name in order:
-            ops = await stack.enter_async_context(factories[name](url))
-            call = ops.get if op == "aget" else ops.set
-            _check(op, await call(ops.keys[0]))
+            contender = await stack.enter_async_context(factories[name](url))
+            call = contender.call(op, size)
+            check(op, size, await call(0))
             # The warm-up runs at full concurrency, so every connection the
             # timed slices need is already open.
-            await _phase(call, ops.keys, tasks, timing.warmup, timing.max_ops)
-            runs[name] = (call, ops.keys)
+            await _phase(call, tasks, timing.warmup, timing.max_ops)
+            calls[name] = call
         gc.collect()
-        done = dict.fromkeys(order, 0)
-        seconds = dict.fromkeys(order, 0.0)
-        for _ in range(timing.slices):
-            for name in order:
-                call, keys = runs[name]
-                part = await _phase(
-                    call, keys, tasks, timing.duration / timing.slices, timing.max_ops
+        samples = {name: Sample() for name in order}
+        for number in range(timing.slices):
+            for name in serpentine(order, number):
+                samples[name].add(
+                    await _phase(
+                        calls[name], tasks, timing.duration / timing.slices, timing.max_ops
+                    )
                 )
-                done[name] += part.ops
-                seconds[name] += part.seconds
-        return {name: Sample(done[name], seconds[name]) for name in order}
+        return samples
 
 
 def measure_async(
@@ -142,6 +172,7 @@ def measure_async(
     order: Sequence[str],
     url: str,
     op: str,
+    size: int,
     tasks: int,
     timing: Timing,
 ) -> dict[str, Sample]:
@@ -152,33 +183,28 @@ def measure_async(
     not loops; a fresh loop per scenario and round, so no state (connections,
     tasks, the built-in's executor queue) builds up across the run. The
     loop's start and the connections' setup fall in the untimed warm-up.
-    Alternating slices: see ``measure_sync``.
     """
-    return asyncio.run(_measure_async(factories, order, url, op, tasks, timing))
+    return asyncio.run(_measure_async(factories, order, url, op, size, tasks, timing))
 
 
-# Sync: single thread, the caller's.
+# Sync, one thread: the caller's.
 
 
-def _sync_phase(
-    call: Callable[[str], Any], keys: Sequence[str], seconds: float, max_ops: int
-) -> Sample:
+def _sync_phase(call: SyncCall, seconds: float, max_ops: int) -> Sample:
     """Wall time and the thread's CPU time: the wall time of a round trip varies
     with the scheduler, the CPU the client spends on it (its own overhead, plus
     the send and receive system calls) hardly does."""
-    batches = [keys[i : i + SYNC_BATCH] for i in range(0, len(keys), SYNC_BATCH)]
     clock = time.perf_counter
     done = 0
     cpu_start = time.thread_time()
     start = clock()
     deadline = start + seconds
     while done < max_ops:
-        for batch in batches:
-            for key in batch:
-                call(key)
-            done += len(batch)
-            if clock() >= deadline or done >= max_ops:
-                return Sample(done, clock() - start, time.thread_time() - cpu_start)
+        for n in range(done, done + SYNC_BATCH):
+            call(n)
+        done += SYNC_BATCH
+        if clock() >= deadline:
+            break
     return Sample(done, clock() - start, time.thread_time() - cpu_start)
 
 
@@ -194,27 +220,153 @@ def measure_sync(
     ratio is steadier than with one long measurement each.
     """
     with contextlib.ExitStack() as stack:
-        runs: dict[str, tuple[Callable[[str], Any], Sequence[str]]] = {}
+        calls: dict[str, SyncCall] = {}
         for name in order:
-            ops = stack.enter_context(factories[name](url))
-            call = ops.get if op == "get" else ops.set
-            _check(op, call(ops.keys[0]))
-            _sync_phase(call, ops.keys, timing.warmup, timing.max_ops)
-            runs[name] = (call, ops.keys)
+            call = stack.enter_context(factories[name](url)).call(op, 100)
+            check(op, 100, call(0))
+            _sync_phase(call, timing.warmup, timing.max_ops)
+            calls[name] = call
         gc.collect()
-        done = dict.fromkeys(order, 0)
-        seconds = dict.fromkeys(order, 0.0)
-        cpu_seconds = dict.fromkeys(order, 0.0)
-        for _ in range(timing.slices):
-            for name in order:
-                call, keys = runs[name]
-                part = _sync_phase(
-                    call, keys, timing.duration / timing.slices, timing.max_ops // timing.slices
+        samples = {name: Sample() for name in order}
+        for number in range(timing.slices):
+            for name in serpentine(order, number):
+                samples[name].add(
+                    _sync_phase(
+                        calls[name],
+                        timing.duration / timing.slices,
+                        timing.max_ops // timing.slices,
+                    )
                 )
-                done[name] += part.ops
-                seconds[name] += part.seconds
-                cpu_seconds[name] += part.cpu_seconds
-        return {name: Sample(done[name], seconds[name], cpu_seconds[name]) for name in order}
+        return samples
+
+
+# Sync, several threads: a threaded WSGI server's workers.
+
+
+def _thread_loop(call: SyncCall, start: int, deadline: float, budget: int) -> int:
+    clock = time.perf_counter
+    done = 0
+    n = start
+    while done < budget and clock() < deadline:
+        call(n)
+        n += 1
+        done += 1
+    return done
+
+
+def _threads_phase(
+    executor: ThreadPoolExecutor, calls: Sequence[SyncCall], seconds: float, max_ops: int
+) -> Sample:
+    budget = max(1, max_ops // len(calls))
+    start = time.perf_counter()
+    deadline = start + seconds
+    futures = [
+        executor.submit(_thread_loop, call, n * 7919, deadline, budget)
+        for n, call in enumerate(calls)
+    ]
+    done = sum(future.result() for future in futures)
+    return Sample(done, time.perf_counter() - start)
+
+
+def measure_threads(
+    factories: Mapping[str, SyncFactory],
+    order: Sequence[str],
+    url: str,
+    op: str,
+    threads: int,
+    timing: Timing,
+) -> dict[str, Sample]:
+    """``threads`` threads calling one contender, each with its own instance (Django's
+    cache handler gives each thread its own), the contenders alternating in slices."""
+    with contextlib.ExitStack() as stack, ThreadPoolExecutor(threads) as executor:
+        calls: dict[str, list[SyncCall]] = {}
+        for name in order:
+            per_thread = [
+                stack.enter_context(factories[name](url)).call(op, 100) for _ in range(threads)
+            ]
+            check(op, 100, per_thread[0](0))
+            _threads_phase(executor, per_thread, timing.warmup, timing.max_ops)
+            calls[name] = per_thread
+        gc.collect()
+        samples = {name: Sample() for name in order}
+        for number in range(timing.slices):
+            for name in serpentine(order, number):
+                samples[name].add(
+                    _threads_phase(
+                        executor, calls[name], timing.duration / timing.slices, timing.max_ops
+                    )
+                )
+        return samples
+
+
+# Sync code under ASGI: each "request" runs a sync view through sync_to_async.
+
+
+async def _request_loop(
+    view: Callable[[int], Awaitable[Any]],
+    start: int,
+    deadline: float,
+    budget: int,
+    latencies: list[float],
+) -> int:
+    """As Django's ASGIHandler does for each request: a new ThreadSensitiveContext
+    (so a new single-thread executor), and the sync view run in it."""
+    clock = time.perf_counter
+    done = 0
+    n = start
+    ended = clock()
+    while done < budget and ended < deadline:
+        began = ended
+        async with ThreadSensitiveContext():
+            await view(n)
+        ended = clock()
+        latencies.append((ended - began) / VIEW_CALLS)
+        n += VIEW_CALLS
+        done += VIEW_CALLS
+    return done
+
+
+async def _asgi_phase(
+    view: Callable[[int], Awaitable[Any]], tasks: int, seconds: float, max_ops: int
+) -> Sample:
+    budget = max(1, max_ops // tasks)
+    latencies: list[float] = []
+    start = time.perf_counter()
+    deadline = start + seconds
+    done = await asyncio.gather(
+        *(_request_loop(view, n * 7919, deadline, budget, latencies) for n in range(tasks))
+    )
+    return Sample(sum(done), time.perf_counter() - start, latencies=latencies)
+
+
+async def _measure_asgi(
+    views: Mapping[str, AsgiView], order: Sequence[str], op: str, tasks: int, timing: Timing
+) -> dict[str, Sample]:
+    wrapped: dict[str, Callable[[int], Awaitable[Any]]] = {}
+    for name in order:
+        view = sync_to_async(views[name], thread_sensitive=True)
+        async with ThreadSensitiveContext():
+            check(op, 100, await view(0))
+        await _asgi_phase(view, tasks, timing.warmup, timing.max_ops)
+        wrapped[name] = view
+    gc.collect()
+    samples = {name: Sample() for name in order}
+    for number in range(timing.slices):
+        for name in serpentine(order, number):
+            samples[name].add(
+                await _asgi_phase(
+                    wrapped[name], tasks, timing.duration / timing.slices, timing.max_ops
+                )
+            )
+    return samples
+
+
+def measure_asgi(
+    views: Mapping[str, AsgiView], order: Sequence[str], op: str, tasks: int, timing: Timing
+) -> dict[str, Sample]:
+    """``tasks`` concurrent requests, each running a sync view of VIEW_CALLS cache
+    calls in asgiref's thread, as a sync view under ASGI does; per cache call."""
+    return asyncio.run(_measure_asgi(views, order, op, tasks, timing))
 
 
 # Statistics.

@@ -8,18 +8,31 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import platform
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from tests.benchmarks.harness import Summary
 
-PACKAGES = ("django-asyncredis", "django", "redis", "hiredis", "django-redis", "asgiref")
+PACKAGES = (
+    "django-asyncredis",
+    "django",
+    "redis",
+    "hiredis",
+    "django-redis",
+    "django-valkey",
+    "valkey",
+    "libvalkey",
+    "asgiref",
+    "uvicorn",
+)
 
 
 def _version(package: str) -> str:
@@ -91,12 +104,21 @@ def machine_header(url: str, server_binary: str | None, root: Path) -> dict[str,
         "packages": {package: _version(package) for package in PACKAGES},
         "django_asyncredis_revision": source_revision(root),
         "redis_py_parser": _parser_name(),
+        "valkey_py_parser": _valkey_parser_name(),
     }
 
 
 def _parser_name() -> str:
     from redis.connection import DefaultParser
 
+    return DefaultParser.__name__
+
+
+def _valkey_parser_name() -> str:
+    try:
+        from valkey.asyncio.connection import DefaultParser
+    except ImportError:
+        return "not installed"
     return DefaultParser.__name__
 
 
@@ -108,7 +130,8 @@ def print_header(header: dict[str, Any], settings: dict[str, Any]) -> None:
         f"({header['usable_cpus']} usable), load {header['load_average_at_start']}"
     )
     print(f"Server: {header['server']} at {header['server_url']}, sharing those CPUs")
-    print(f"Packages: {packages}; redis-py parser {header['redis_py_parser']}")
+    print(f"Packages: {packages}")
+    print(f"Parsers: redis-py {header['redis_py_parser']}, valkey-py {header['valkey_py_parser']}")
     print(f"django-asyncredis at {header['django_asyncredis_revision']}")
     print(
         f"Rounds: {settings['rounds']}, {settings['duration']} s timed per measurement "
@@ -129,26 +152,43 @@ class Row:
     contender: str
     value: Summary
     ratios: tuple[Summary | None, ...]
+    extra: dict[str, Summary] = field(default_factory=dict)  # e.g. p50 and p99
 
 
-def print_table(
-    title: str, unit_format: str, ratio_titles: tuple[str, ...], rows: list[Row]
-) -> None:
+@dataclass(frozen=True)
+class Table:
+    title: str
+    unit: str  # what ``value`` is, e.g. "ops/s"
+    unit_format: str
+    references: tuple[str, ...]  # the ratios' references, in ``Row.ratios`` order
+    rows: list[Row]
+    extra_format: str = ".0f"
+
+
+def _fmt(value: float, spec: str) -> str:
+    return "-" if math.isnan(value) else f"{value:{spec}}"
+
+
+def print_table(table: Table) -> None:
     print()
-    print(title)
-    head = f"{'scenario':<10} {'contender':<23} {'median':>10} {'min - max':>21}"
-    head += "".join(f"  {ratio_title:<20}" for ratio_title in ratio_titles)
+    print(table.title)
+    extras = list(table.rows[0].extra) if table.rows else []
+    head = f"{'scenario':<22} {'contender':<26} {'median':>9} {'min - max':>19}"
+    head += "".join(f" {name:>8}" for name in extras)
+    head += "".join(f"  {'vs ' + reference:<22}" for reference in table.references)
     print(head)
     print("-" * len(head))
     previous = None
-    for row in rows:
+    for row in table.rows:
         scenario = row.scenario if row.scenario != previous else ""
         previous = row.scenario
-        spread = f"{row.value.low:{unit_format}} - {row.value.high:{unit_format}}"
-        line = (
-            f"{scenario:<10} {row.contender:<23} {row.value.median:>10{unit_format}} {spread:>21}"
+        spec = table.unit_format
+        spread = f"{_fmt(row.value.low, spec)} - {_fmt(row.value.high, spec)}"
+        line = f"{scenario:<22} {row.contender:<26} {_fmt(row.value.median, spec):>9} {spread:>19}"
+        line += "".join(
+            f" {_fmt(row.extra[name].median, table.extra_format):>8}" for name in extras
         )
-        line += "".join(f"  {_ratio(ratio):<20}" for ratio in row.ratios)
+        line += "".join(f"  {_ratio(ratio):<22}" for ratio in row.ratios)
         print(line.rstrip())
 
 
@@ -158,6 +198,7 @@ class Target:
     ratio: Summary
     bound: float
     at_least: bool  # True: ratio >= bound is met; False: ratio <= bound is met
+    unit: str = "x"
 
     @property
     def met(self) -> bool:
@@ -165,42 +206,57 @@ class Target:
         return value >= self.bound if self.at_least else value <= self.bound
 
 
-def print_targets(targets: list[Target]) -> None:
+def print_targets(targets: Sequence[Target]) -> None:
     print()
     print("Targets (on the median of the per-round ratios)")
     for target in targets:
         sign = ">=" if target.at_least else "<="
         status = "MET   " if target.met else "MISSED"
+        if target.unit == "x":
+            measured = _ratio(target.ratio)
+        else:
+            measured = f"{target.ratio.median:g}{target.unit}"
         print(
-            f"  [{status}] {target.description}: {_ratio(target.ratio)} "
-            f"(target {sign} {target.bound}x)"
+            f"  [{status}] {target.description}: {measured} "
+            f"(target {sign} {target.bound:g}{target.unit})"
         )
 
 
-def write_json(
-    path: Path,
+def _summary(summary: Summary | None) -> dict[str, float] | None:
+    return asdict(summary) if summary else None
+
+
+def document(
     header: dict[str, Any],
     settings: dict[str, Any],
-    samples: dict[str, dict[str, dict[str, list[float]]]],  # kind -> scenario -> contender
-    rows: dict[str, list[Row]],
-    targets: list[Target],
-) -> None:
-    """Everything needed to redo the tables: raw per-round samples included."""
-    document = {
+    samples: dict[str, Any],
+    tables: dict[str, Table],
+    targets: Sequence[Target],
+    reference: dict[str, Any],
+) -> dict[str, Any]:
+    """Everything needed to redo the tables and charts: raw per-round samples included."""
+    return {
         "header": header,
         "settings": settings,
         "samples": samples,
+        "server_reference": reference,
         "tables": {
-            name: [
-                {
-                    "scenario": row.scenario,
-                    "contender": row.contender,
-                    "value": asdict(row.value),
-                    "ratios": [asdict(ratio) if ratio else None for ratio in row.ratios],
-                }
-                for row in table
-            ]
-            for name, table in rows.items()
+            name: {
+                "title": table.title,
+                "unit": table.unit,
+                "references": list(table.references),
+                "rows": [
+                    {
+                        "scenario": row.scenario,
+                        "contender": row.contender,
+                        "value": asdict(row.value),
+                        "ratios": [_summary(ratio) for ratio in row.ratios],
+                        "extra": {name: asdict(value) for name, value in row.extra.items()},
+                    }
+                    for row in table.rows
+                ],
+            }
+            for name, table in tables.items()
         },
         "targets": [
             {
@@ -208,11 +264,15 @@ def write_json(
                 "ratio": asdict(target.ratio),
                 "bound": target.bound,
                 "at_least": target.at_least,
+                "unit": target.unit,
                 "met": target.met,
             }
             for target in targets
         ],
     }
+
+
+def write_json(path: Path, content: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
     print(f"\nSaved {path}", file=sys.stderr)

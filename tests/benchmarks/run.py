@@ -13,11 +13,17 @@ Why the run is shaped like this:
 - Time-bounded measurements: each one runs for ``--duration`` seconds after a
   warm-up, so the run takes the same time whatever the contenders' speed.
 
+Parts, in the order they run: the async and sync micro-benchmarks (in rounds),
+the server's own limit (``redis-benchmark``), and end to end (an ASGI app under
+uvicorn, in rounds of its own). docs/benchmarks.md describes each and holds the
+figures of a full run.
+
 Usage: ``python tests/benchmarks/run.py [--quick] [--rounds N] [--duration S]
-[--warmup S] [--slices N] [--pin none|shared|split] [--url redis://...]
-[--json PATH] [--check]`` (``--help`` explains each). Without ``--url`` (or
-REDIS_URL) a throwaway server is started on 127.0.0.1 (``tests/servers.py``).
-docs/benchmarks.md describes the method and holds the figures of a full run.
+[--warmup S] [--slices N] [--e2e-rounds N] [--e2e-duration S] [--e2e-warmup S]
+[--e2e-slices N] [--server-requests N] [--parts ...]
+[--pin none|shared|split] [--url redis://...] [--json PATH] [--charts DIR]
+[--check]`` (``--help`` explains each). Without ``--url`` (or REDIS_URL) a
+throwaway server is started on 127.0.0.1 (``tests/servers.py``).
 """
 
 from __future__ import annotations
@@ -26,40 +32,153 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # run as a script: make ``tests.*`` importable
     sys.path.insert(0, str(ROOT))
 
 from tests.benchmarks import contenders as c  # noqa: E402
-from tests.benchmarks import report  # noqa: E402
+from tests.benchmarks import e2e, reference, report  # noqa: E402
 from tests.benchmarks.harness import (  # noqa: E402
+    Sample,
     Summary,
     Timing,
+    measure_asgi,
     measure_async,
     measure_sync,
+    measure_threads,
     paired_ratio,
 )
 
-ASYNC_SCENARIOS = (("aget", 1), ("aget", 64), ("aset", 1), ("aset", 64))
-SYNC_SCENARIOS = ("get", "set")
 DEFAULT_JSON = ROOT / "tests" / "benchmarks" / "results" / "latest.json"
+DOCS_CHARTS = ROOT / "docs" / "_static"
 
-FULL = {"rounds": 7, "duration": 1.0, "warmup": 0.25, "slices": 10}
-QUICK = {"rounds": 2, "duration": 0.2, "warmup": 0.05, "slices": 4}
+FULL = {
+    "rounds": 5,
+    "duration": 0.6,
+    "warmup": 0.15,
+    "slices": 6,
+    "e2e_rounds": 5,
+    "e2e_duration": 1.6,
+    "e2e_warmup": 0.4,
+    "e2e_slices": 4,
+    "server_requests": 200_000,
+}
+QUICK = {
+    "rounds": 2,
+    "duration": 0.06,
+    "warmup": 0.02,
+    "slices": 2,
+    "e2e_rounds": 1,
+    "e2e_duration": 0.5,
+    "e2e_warmup": 0.2,
+    "e2e_slices": 2,
+    "server_requests": 10_000,
+}
 MAX_OPS = 1_000_000  # per measurement: a bound on the load, never reached in practice
 PIN_CHOICES = ("none", "shared", "split")
+PARTS = ("async", "sync", "server", "e2e")
+THREADS = 8  # sync throughput: threads, and concurrent requests under ASGI
+
+
+# The matrix. Every scenario runs in every round; see docs/benchmarks.md for the choice.
+
+EVERY_ASYNC = (c.ASYNCREDIS, c.RAW_ASYNC, c.RAW_ASYNC_BLOCKING, c.VALKEY, c.BUILTIN)
+MAIN_ASYNC = (c.ASYNCREDIS, c.RAW_ASYNC, c.VALKEY, c.BUILTIN)
+#: The built-in's aget_many / aset_many await one sync_to_async hop per key
+#: (BaseCache's loop): about 30 calls/s, so it only runs with one task.
+NO_BUILTIN = (c.ASYNCREDIS, c.RAW_ASYNC, c.VALKEY)
+SYNC_ALL = (c.ASYNCREDIS, c.DJANGO_REDIS, c.BUILTIN, c.RAW_SYNC)
+ASGI_ALL = (c.ASYNCREDIS, c.DJANGO_REDIS, c.RAW_SYNC)
+
+
+@dataclass(frozen=True)
+class AsyncScenario:
+    op: str
+    size: int
+    tasks: int
+    contenders: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        size = f" {size_label(self.size)}" if self.op in ("aget", "aset") else ""
+        return f"{self.op}{size} x{self.tasks}"
+
+
+def size_label(size: int) -> str:
+    return f"{size // 1024}KB" if size >= 1024 else f"{size}B"
+
+
+ASYNC_SCENARIOS = (
+    *(
+        AsyncScenario(op, 100, tasks, EVERY_ASYNC)
+        for op in ("aget", "aset")
+        for tasks in (1, 16, 64, 256)
+    ),
+    *(
+        AsyncScenario(op, 10 * 1024, tasks, MAIN_ASYNC)
+        for op in ("aget", "aset")
+        for tasks in (1, 64)
+    ),
+    *(AsyncScenario(op, 100, 1, MAIN_ASYNC) for op in ("aget_many", "aset_many")),
+    *(AsyncScenario(op, 100, 16, NO_BUILTIN) for op in ("aget_many", "aset_many")),
+    AsyncScenario("aincr", 100, 64, MAIN_ASYNC),
+    AsyncScenario("aget_or_set hit", 100, 64, MAIN_ASYNC),
+    AsyncScenario("aget_or_set miss", 100, 64, MAIN_ASYNC),
+)
+
+
+@dataclass(frozen=True)
+class SyncScenario:
+    op: str  # "get" or "set"
+    mode: str  # "thread", "threads", "asgi", "asgi concurrent"
+    contenders: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return {
+            "thread": f"{self.op} 1 thread",
+            "threads": f"{self.op} {THREADS} threads",
+            "asgi": f"{self.op} ASGI x1",
+            "asgi concurrent": f"{self.op} ASGI x{THREADS}",
+        }[self.mode]
+
+
+SYNC_SCENARIOS = tuple(
+    SyncScenario(op, mode, SYNC_ALL if mode.startswith("thread") else ASGI_ALL)
+    for mode in ("thread", "threads", "asgi", "asgi concurrent")
+    for op in ("get", "set")
+)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="2 short rounds: a smoke test")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="2 very short rounds: a smoke test")
     parser.add_argument("--rounds", type=int, help=f"default {FULL['rounds']}")
     parser.add_argument("--duration", type=float, help="seconds timed per measurement")
     parser.add_argument("--warmup", type=float, help="seconds of warm-up per measurement")
     parser.add_argument(
         "--slices", type=int, help="contenders of a scenario alternate in this many slices"
+    )
+    parser.add_argument("--e2e-rounds", type=int, help=f"default {FULL['e2e_rounds']}")
+    parser.add_argument(
+        "--e2e-duration", type=float, help="seconds of HTTP load timed per backend and round"
+    )
+    parser.add_argument("--e2e-warmup", type=float, help="seconds of untimed load before that")
+    parser.add_argument(
+        "--e2e-slices", type=int, help="backends alternate in this many slices per round"
+    )
+    parser.add_argument(
+        "--server-requests", type=int, help="requests per command for redis-benchmark"
+    )
+    parser.add_argument(
+        "--parts",
+        default=",".join(PARTS),
+        help=f"comma-separated, among {', '.join(PARTS)} (default: all)",
     )
     parser.add_argument(
         "--url",
@@ -67,6 +186,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="an existing server (default: REDIS_URL, else a throwaway one on 127.0.0.1)",
     )
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"default {DEFAULT_JSON}")
+    parser.add_argument(
+        "--charts",
+        type=Path,
+        help=f"where to write the PNG charts (default: {DOCS_CHARTS} for a full run of every "
+        "part, the JSON file's folder otherwise)",
+    )
     parser.add_argument(
         "--pin",
         choices=PIN_CHOICES,
@@ -80,8 +205,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
+    args.parts = tuple(part.strip() for part in args.parts.split(",") if part.strip())
+    if not set(args.parts) <= set(PARTS) or not args.parts:
+        parser.error(f"--parts takes some of {', '.join(PARTS)}")
     if args.rounds < 1 or args.slices < 1 or args.duration <= 0 or args.warmup < 0:
         parser.error("--rounds and --slices must be >= 1, --duration > 0 and --warmup >= 0")
+    if args.e2e_rounds < 1 or args.e2e_slices < 1 or args.e2e_duration <= 0 or args.e2e_warmup < 0:
+        parser.error(
+            "--e2e-rounds and --e2e-slices must be >= 1, --e2e-duration > 0 and --e2e-warmup >= 0"
+        )
+    if args.charts is None:
+        full = not args.quick and set(args.parts) == set(PARTS)
+        args.charts = DOCS_CHARTS if full else args.json.parent
     return args
 
 
@@ -99,8 +234,8 @@ def pin(mode: str, server_pid: int | None) -> None:
     On a small VM a sync round trip between two CPUs costs a cross-CPU wake-up
     that varies from run to run; with client and server on one CPU ("shared")
     the round trip is mostly CPU work, so it is steadier and shows each
-    client's own cost more plainly. Threads started later (the built-in's
-    ``sync_to_async`` executor) inherit the client's placement.
+    client's own cost more plainly. Threads and processes started later (the
+    executors, uvicorn) inherit the client's placement.
     """
     if mode == "none":
         return
@@ -112,63 +247,300 @@ def pin(mode: str, server_pid: int | None) -> None:
         os.sched_setaffinity(server_pid, {server_cpu})
 
 
-def rotated(names: list[str], shift: int) -> list[str]:
+def rotated(names: Sequence[str], shift: int) -> list[str]:
     shift %= len(names)
-    return names[shift:] + names[:shift]
+    return [*names[shift:], *names[:shift]]
 
 
-Samples = dict[str, dict[str, list[float]]]
+#: kind -> scenario -> contender -> one value per round
+Samples = dict[str, dict[str, dict[str, list[float]]]]
 
 
-def run_rounds(url: str, args: argparse.Namespace) -> tuple[Samples, Samples, Samples]:
+def _record(
+    samples: Samples, scenario: str, results: dict[str, Sample], **kinds: Callable[[Sample], float]
+) -> None:
+    for kind, measure in kinds.items():
+        by_name = samples.setdefault(kind, {}).setdefault(scenario, {})
+        for name, sample in results.items():
+            by_name.setdefault(name, []).append(measure(sample))
+
+
+def _p50(sample: Sample) -> float:
+    return sample.percentile_us(0.50)
+
+
+def _p99(sample: Sample) -> float:
+    return sample.percentile_us(0.99)
+
+
+def run_rounds(url: str, args: argparse.Namespace) -> tuple[Samples, Samples]:
     """Every round runs every scenario, and within it every contender once."""
     timing = Timing(duration=args.duration, warmup=args.warmup, max_ops=MAX_OPS, slices=args.slices)
-    throughput: Samples = {
-        f"{op} x{tasks}": {name: [] for name in c.ASYNC_CONTENDERS} for op, tasks in ASYNC_SCENARIOS
-    }
-    latency: Samples = {op: {name: [] for name in c.SYNC_CONTENDERS} for op in SYNC_SCENARIOS}
-    cpu: Samples = {op: {name: [] for name in c.SYNC_CONTENDERS} for op in SYNC_SCENARIOS}
+    async_samples: Samples = {}
+    sync_samples: Samples = {}
     started = time.monotonic()
     for round_number in range(args.rounds):
-        for index, (op, tasks) in enumerate(ASYNC_SCENARIOS):
-            order = rotated(list(c.ASYNC_CONTENDERS), round_number + index)
-            samples = measure_async(c.ASYNC_CONTENDERS, order, url, op, tasks, timing)
-            for name, sample in samples.items():
-                throughput[f"{op} x{tasks}"][name].append(sample.ops_per_second)
-        for index, op in enumerate(SYNC_SCENARIOS):
-            order = rotated(list(c.SYNC_CONTENDERS), round_number + index)
-            for name, sample in measure_sync(c.SYNC_CONTENDERS, order, url, op, timing).items():
-                latency[op][name].append(sample.microseconds_per_op)
-                cpu[op][name].append(sample.cpu_microseconds_per_op)
+        c.populate(url)
+        if "async" in args.parts:
+            for index, scenario in enumerate(ASYNC_SCENARIOS):
+                order = rotated(scenario.contenders, round_number + index)
+                results = measure_async(
+                    c.ASYNC_CONTENDERS,
+                    order,
+                    url,
+                    scenario.op,
+                    scenario.size,
+                    scenario.tasks,
+                    timing,
+                )
+                _record(
+                    async_samples,
+                    scenario.name,
+                    results,
+                    ops_per_second=lambda s: s.ops_per_second,
+                    p50_us=_p50,
+                    p99_us=_p99,
+                )
+        if "sync" in args.parts:
+            for index, sync in enumerate(SYNC_SCENARIOS):
+                order = rotated(sync.contenders, round_number + index)
+                if sync.mode == "thread":
+                    results = measure_sync(c.SYNC_CONTENDERS, order, url, sync.op, timing)
+                    _record(
+                        sync_samples,
+                        sync.name,
+                        results,
+                        us_per_call=lambda s: s.microseconds_per_op,
+                        cpu_us_per_call=lambda s: s.cpu_microseconds_per_op,
+                    )
+                elif sync.mode == "threads":
+                    results = measure_threads(
+                        c.SYNC_CONTENDERS, order, url, sync.op, THREADS, timing
+                    )
+                    _record(
+                        sync_samples, sync.name, results, ops_per_second=lambda s: s.ops_per_second
+                    )
+                else:
+                    views = {name: c.asgi_view(name, sync.op, url) for name in sync.contenders}
+                    tasks = 1 if sync.mode == "asgi" else THREADS
+                    results = measure_asgi(views, order, sync.op, tasks, timing)
+                    if tasks == 1:
+                        _record(
+                            sync_samples,
+                            sync.name,
+                            results,
+                            us_per_call=lambda s: s.microseconds_per_op,
+                        )
+                    else:
+                        _record(
+                            sync_samples,
+                            sync.name,
+                            results,
+                            ops_per_second=lambda s: s.ops_per_second,
+                            p99_us=_p99,
+                        )
         print(
             f"round {round_number + 1}/{args.rounds} done ({time.monotonic() - started:.0f} s)",
             file=sys.stderr,
             flush=True,
         )
-    return throughput, latency, cpu
+    return async_samples, sync_samples
+
+
+def run_e2e(url: str, args: argparse.Namespace) -> Samples:
+    """The ASGI app under uvicorn, every backend in every round, order rotating."""
+    samples: Samples = {}
+    names = list(e2e.PATHS)
+    c.populate(url)
+    started = time.monotonic()
+    with e2e.uvicorn_server(ROOT, url) as base:
+        e2e.check_paths(base, list(e2e.PATHS.values()))
+        for round_number in range(args.e2e_rounds):
+            order = rotated(names, round_number)
+            results = e2e.measure_round(
+                base,
+                {name: e2e.PATHS[name] for name in order},
+                args.e2e_warmup,
+                args.e2e_duration,
+                args.e2e_slices,
+            )
+            for name, sample in results.items():
+                for kind, value in (
+                    ("requests_per_second", sample.requests_per_second),
+                    ("p50_ms", sample.percentile_ms(0.50)),
+                    ("p99_ms", sample.percentile_ms(0.99)),
+                    ("errors", float(sample.errors)),
+                ):
+                    samples.setdefault(kind, {}).setdefault(e2e.SCENARIO, {}).setdefault(
+                        name, []
+                    ).append(value)
+            print(
+                f"end-to-end round {round_number + 1}/{args.e2e_rounds} done "
+                f"({time.monotonic() - started:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
+    return samples
+
+
+# Tables and targets.
+
+Ratios = dict[tuple[str, str, str], Summary]
+#: The order of the rows, whatever the order of the first round.
+ROW_ORDER = (
+    c.ASYNCREDIS,
+    c.RAW_ASYNC,
+    c.RAW_ASYNC_BLOCKING,
+    e2e.RAW_VIEW,
+    c.VALKEY,
+    c.DJANGO_REDIS,
+    c.BUILTIN,
+    c.RAW_SYNC,
+    e2e.NO_CACHE,
+)
+
+
+def _position(name: str) -> int:
+    return ROW_ORDER.index(name) if name in ROW_ORDER else len(ROW_ORDER)
 
 
 def build_rows(
-    samples: Samples, references: tuple[str, ...]
-) -> tuple[list[report.Row], dict[tuple[str, str, str], Summary]]:
+    values: dict[str, dict[str, list[float]]],
+    references: tuple[str, ...],
+    extras: dict[str, dict[str, dict[str, list[float]]]] | None = None,
+) -> tuple[list[report.Row], Ratios]:
     rows = []
-    ratios: dict[tuple[str, str, str], Summary] = {}
-    for scenario, by_name in samples.items():
-        for name, values in by_name.items():
+    ratios: Ratios = {}
+    for scenario, by_name in values.items():
+        for name in sorted(by_name, key=_position):
+            series = by_name[name]
             row_ratios: list[Summary | None] = []
-            for reference in references:
-                if name == reference:
+            for ref in references:
+                if name == ref or ref not in by_name:
                     row_ratios.append(None)
                     continue
-                ratio = paired_ratio(values, by_name[reference])
-                ratios[scenario, name, reference] = ratio
+                ratio = paired_ratio(series, by_name[ref])
+                ratios[scenario, name, ref] = ratio
                 row_ratios.append(ratio)
-            rows.append(report.Row(scenario, name, Summary.of(values), tuple(row_ratios)))
+            extra = {
+                kind: Summary.of(table[scenario][name]) for kind, table in (extras or {}).items()
+            }
+            rows.append(report.Row(scenario, name, Summary.of(series), tuple(row_ratios), extra))
     return rows, ratios
+
+
+def build_tables(
+    async_samples: Samples, sync_samples: Samples, e2e_samples: Samples
+) -> tuple[dict[str, report.Table], Ratios]:
+    tables: dict[str, report.Table] = {}
+    ratios: Ratios = {}
+    if async_samples:
+        rows, found = build_rows(
+            async_samples["ops_per_second"],
+            (c.RAW_ASYNC, c.VALKEY, c.BUILTIN),
+            {"p50 us": async_samples["p50_us"], "p99 us": async_samples["p99_us"]},
+        )
+        ratios.update(found)
+        tables["async"] = report.Table(
+            "Async throughput, ops/s (higher is better), latency p50/p99 in us; "
+            "ratios: median [min-max] of per-round throughput ratios",
+            "ops/s",
+            ",.0f",
+            (c.RAW_ASYNC, c.VALKEY, c.BUILTIN),
+            rows,
+        )
+    if sync_samples:
+        latency = {
+            name: by_name for name, by_name in sync_samples["us_per_call"].items() if by_name
+        }
+        rows, found = build_rows(latency, (c.DJANGO_REDIS,))
+        ratios.update(found)
+        tables["sync_latency"] = report.Table(
+            "Sync latency, us per call (lower is better): one thread, and one request at a "
+            "time under ASGI (a sync view in asgiref's thread, per cache call)",
+            "us",
+            ".1f",
+            (c.DJANGO_REDIS,),
+            rows,
+        )
+        rows, found = build_rows(sync_samples["ops_per_second"], (c.DJANGO_REDIS,))
+        ratios.update(found)
+        tables["sync_throughput"] = report.Table(
+            f"Sync throughput, calls/s (higher is better): {THREADS} threads, and {THREADS} "
+            "concurrent requests under ASGI",
+            "calls/s",
+            ",.0f",
+            (c.DJANGO_REDIS,),
+            rows,
+        )
+        rows, _ = build_rows(sync_samples["cpu_us_per_call"], (c.DJANGO_REDIS,))
+        tables["sync_cpu"] = report.Table(
+            "Sync client CPU, us per call, one thread (time.thread_time: the client's own "
+            "cost, steadier than latency)",
+            "us",
+            ".1f",
+            (c.DJANGO_REDIS,),
+            rows,
+        )
+    if e2e_samples:
+        rows, found = build_rows(
+            e2e_samples["requests_per_second"],
+            (e2e.RAW_VIEW, e2e.NO_CACHE),
+            {
+                "p50 ms": e2e_samples["p50_ms"],
+                "p99 ms": e2e_samples["p99_ms"],
+                "errors": e2e_samples["errors"],
+            },
+        )
+        ratios.update(found)
+        tables["e2e"] = report.Table(
+            f"End to end, requests/s (higher is better) with {e2e.CONNECTIONS} connections; "
+            "latency p50/p99 in ms; errors: median per round",
+            "requests/s",
+            ",.0f",
+            (e2e.RAW_VIEW, e2e.NO_CACHE),
+            rows,
+            extra_format=".1f",
+        )
+    return tables, ratios
+
+
+def build_targets(ratios: Ratios, e2e_samples: Samples) -> list[report.Target]:
+    targets: list[report.Target] = []
+
+    def add(scenario: str, name: str, ref: str, bound: float, at_least: bool, what: str) -> None:
+        if (scenario, name, ref) in ratios:
+            targets.append(
+                report.Target(f"{what} vs {ref}", ratios[scenario, name, ref], bound, at_least)
+            )
+
+    a = c.ASYNCREDIS
+    for scenario in ("aget 100B x64", "aset 100B x64", "aget 10KB x64", "aset 10KB x64"):
+        add(scenario, a, c.RAW_ASYNC, 0.9, True, f"{scenario} throughput")
+        add(scenario, a, c.VALKEY, 1.0, True, f"{scenario} throughput")
+    for scenario in ("aget_many x1", "aget_many x16", "aset_many x1", "aset_many x16"):
+        add(scenario, a, c.RAW_ASYNC, 0.9, True, f"{scenario} throughput")
+    add("aget 100B x64", a, c.BUILTIN, 3.0, True, "aget 100B x64 throughput")
+    add("get 1 thread", a, c.DJANGO_REDIS, 1.1, False, "sync get latency, 1 thread,")
+    add(f"get {THREADS} threads", a, c.DJANGO_REDIS, 0.9, True, f"sync get, {THREADS} threads,")
+    add(e2e.SCENARIO, a, e2e.RAW_VIEW, 1.0, True, "end to end requests/s")
+    if e2e_samples:
+        errors = sum(sum(values) for values in e2e_samples["errors"][e2e.SCENARIO].values())
+        targets.append(
+            report.Target(
+                "end to end, errors of all backends in all rounds",
+                Summary(errors, errors, errors),
+                0,
+                False,
+                unit=" errors",
+            )
+        )
+    return targets
 
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    run_started = time.monotonic()
     server = None
     url = args.url
     if not url:
@@ -176,89 +548,87 @@ def main(argv: list[str]) -> int:
 
         server = ServerProcess().start()
         url = server.url
+    server_reference: dict[str, Any] = {"skipped": "not run (--parts)"}
+    async_samples: Samples = {}
+    sync_samples: Samples = {}
+    e2e_samples: Samples = {}
     try:
         pin(args.pin, server.process.pid if server and server.process else None)
         configure_django(url)
         header = report.machine_header(url, server.binary if server else None, ROOT)
         settings = {
             "quick": args.quick,
+            "parts": list(args.parts),
             "rounds": args.rounds,
             "duration": args.duration,
             "warmup": args.warmup,
             "slices": args.slices,
+            "e2e_rounds": args.e2e_rounds,
+            "e2e_duration": args.e2e_duration,
+            "e2e_warmup": args.e2e_warmup,
+            "e2e_slices": args.e2e_slices,
+            "e2e_connections": e2e.CONNECTIONS,
             "pin": args.pin,
             "max_ops": MAX_OPS,
-            "value": f"{len(c.VALUE)}-byte bytes, pickled ({len(c.PICKLED)} bytes stored)",
-            "keys": c.KEY_COUNT,
+            "values": {
+                size_label(size): f"{size}-byte random bytes, pickled ({len(c.PICKLED[size])} "
+                f"bytes stored), {c.KEY_COUNTS[size]} keys"
+                for size in c.SIZES
+            },
             "timeout": c.TIMEOUT,
-            "async_scenarios": [f"{op} x{tasks}" for op, tasks in ASYNC_SCENARIOS],
+            "many": c.MANY,
+            "async_scenarios": {s.name: list(s.contenders) for s in ASYNC_SCENARIOS},
+            "sync_scenarios": {s.name: list(s.contenders) for s in SYNC_SCENARIOS},
+            "asgi_view_calls": c.VIEW_CALLS,
             "raw_async_max_connections": c.RAW_MAX_CONNECTIONS,
         }
         report.print_header(header, settings)
-        c.populate(url)
-        throughput, latency, cpu = run_rounds(url, args)
+        if "async" in args.parts or "sync" in args.parts:
+            async_samples, sync_samples = run_rounds(url, args)
+        if "server" in args.parts:
+            if server is None:
+                server_reference = {
+                    "skipped": "only on the suite's own server (it writes keys without expiry)"
+                }
+            else:
+                server_reference = reference.run(url, args.server_requests)
+        if "e2e" in args.parts:
+            e2e_samples = run_e2e(url, args)
         # Another busy process during the run shows here (the ratios are meant to survive it).
         header["load_average_at_end"] = [round(load, 2) for load in os.getloadavg()]
-        print(f"load average at the end: {header['load_average_at_end']}", file=sys.stderr)
+        header["run_seconds"] = round(time.monotonic() - run_started)
+        print(
+            f"load average at the end: {header['load_average_at_end']}; "
+            f"run took {header['run_seconds']} s",
+            file=sys.stderr,
+        )
     finally:
         if server is not None:
             server.stop()
 
-    async_rows, async_ratios = build_rows(throughput, (c.RAW_ASYNC, c.BUILTIN))
-    sync_rows, sync_ratios = build_rows(latency, (c.DJANGO_REDIS,))
-    cpu_rows, _ = build_rows(cpu, (c.DJANGO_REDIS,))
-    report.print_table(
-        "Async throughput, ops/s (higher is better); ratios: median [min-max] of per-round ratios",
-        ",.0f",
-        (f"vs {c.RAW_ASYNC}", f"vs {c.BUILTIN}"),
-        async_rows,
-    )
-    report.print_table(
-        "Sync latency, us per call, one thread (lower is better)",
-        ".1f",
-        (f"vs {c.DJANGO_REDIS}",),
-        sync_rows,
-    )
-    report.print_table(
-        "Sync client CPU, us per call (time.thread_time: the client's own cost, "
-        "steadier than latency)",
-        ".1f",
-        (f"vs {c.DJANGO_REDIS}",),
-        cpu_rows,
-    )
-    targets = [
-        report.Target(
-            f"{c.ASYNCREDIS} aget x64 vs {c.RAW_ASYNC}",
-            async_ratios["aget x64", c.ASYNCREDIS, c.RAW_ASYNC],
-            0.9,
-            at_least=True,
-        ),
-        report.Target(
-            f"{c.ASYNCREDIS} aget x64 vs {c.BUILTIN}",
-            async_ratios["aget x64", c.ASYNCREDIS, c.BUILTIN],
-            3.0,
-            at_least=True,
-        ),
-        report.Target(
-            f"{c.ASYNCREDIS} sync get latency vs {c.DJANGO_REDIS}",
-            sync_ratios["get", c.ASYNCREDIS, c.DJANGO_REDIS],
-            1.1,
-            at_least=False,
-        ),
-    ]
+    tables, ratios = build_tables(async_samples, sync_samples, e2e_samples)
+    for table in tables.values():
+        report.print_table(table)
+    print()
+    print(reference.describe(server_reference))
+    targets = build_targets(ratios, e2e_samples)
     report.print_targets(targets)
-    report.write_json(
-        args.json,
+    content = report.document(
         header,
         settings,
-        {
-            "async_ops_per_second": throughput,
-            "sync_microseconds_per_call": latency,
-            "sync_client_cpu_microseconds_per_call": cpu,
-        },
-        {"async": async_rows, "sync": sync_rows, "sync_client_cpu": cpu_rows},
+        {"async": async_samples, "sync": sync_samples, "e2e": e2e_samples},
+        tables,
         targets,
+        server_reference,
     )
+    report.write_json(args.json, content)
+    try:
+        from tests.benchmarks import charts
+    except ImportError as exc:  # matplotlib missing: the figures are still there
+        print(f"No charts: {exc}", file=sys.stderr)
+    else:
+        for written in charts.write_all(content, args.charts):
+            print(f"Saved {written}", file=sys.stderr)
     if args.check and not all(target.met for target in targets):
         return 1
     return 0
