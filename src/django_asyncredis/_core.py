@@ -45,7 +45,7 @@ from django_asyncredis.errors import (
     CONNECTION_ERRORS,
     ConnectionInterrupted,
     log_ignored,
-    translate,
+    raise_translated,
 )
 
 T = TypeVar("T")
@@ -143,7 +143,7 @@ class AsyncCore:
                 topology.stale = True
             elif isinstance(topology, SentinelState):
                 topology.forget()
-            raise _translated(exc, server) from exc
+            raise_translated(exc, server)
 
     async def _execute(self, request: Request) -> Any:
         if self._config.topology is not None:
@@ -158,10 +158,7 @@ class AsyncCore:
         try:
             return await _send(async_pool(leader), request)
         except CONNECTION_ERRORS as exc:
-            error = translate(exc, str(leader))
-            if error is exc:
-                raise
-            raise error from exc
+            raise_translated(exc, leader)
 
     async def _execute_distributed(self, request: Any) -> Any:
         """Cluster or Sentinel: route, and follow the topology when it changes
@@ -196,7 +193,7 @@ class AsyncCore:
             await asyncio.sleep(_BACKOFF * 2**attempt)
         assert last is not None
         if isinstance(last, CONNECTION_ERRORS):
-            raise _translated(last, self._servers[0]) from last
+            raise_translated(last, self._servers[0])
         # The topology kept changing (a failover still under way): an outage.
         kind = "Redis Cluster" if isinstance(topology, ClusterMap) else "The Sentinel service"
         raise ConnectionInterrupted(f"{kind} is unavailable: {last}") from last
@@ -348,8 +345,3 @@ async def _read_replies(connection: Any, count: int) -> list[Any]:
     if first_error is not None:
         raise first_error
     return replies
-
-
-def _translated(exc: Exception, server: Server) -> Exception:
-    error = translate(exc, str(server))
-    return exc if error is exc else error

@@ -45,7 +45,7 @@ from django_asyncredis.errors import (
     CONNECTION_ERRORS,
     ConnectionInterrupted,
     log_ignored,
-    translate,
+    raise_translated,
 )
 
 T = TypeVar("T")
@@ -144,7 +144,7 @@ class SyncAdapter:
                 topology.stale = True
             elif isinstance(topology, SentinelState):
                 topology.forget()
-            raise _translated(exc, server) from exc
+            raise_translated(exc, server)
 
     def _execute(self, request: Request) -> Any:
         if self._config.topology is not None:
@@ -159,10 +159,7 @@ class SyncAdapter:
         try:
             return _send(leader, request)
         except CONNECTION_ERRORS as exc:
-            error = translate(exc, str(leader))
-            if error is exc:
-                raise
-            raise error from exc
+            raise_translated(exc, leader)
 
     def _execute_distributed(self, request: Any) -> Any:
         """Cluster or Sentinel: route, and follow the topology when it changes
@@ -197,7 +194,7 @@ class SyncAdapter:
             time.sleep(_BACKOFF * 2**attempt)
         assert last is not None
         if isinstance(last, CONNECTION_ERRORS):
-            raise _translated(last, self._servers[0]) from last
+            raise_translated(last, self._servers[0])
         # The topology kept changing (a failover still under way): an outage.
         kind = "Redis Cluster" if isinstance(topology, ClusterMap) else "The Sentinel service"
         raise ConnectionInterrupted(f"{kind} is unavailable: {last}") from last
@@ -294,8 +291,3 @@ def _read_replies(connection: Any, count: int) -> list[Any]:
     if first_error is not None:
         raise first_error
     return replies
-
-
-def _translated(exc: Exception, server: Server) -> Exception:
-    error = translate(exc, str(server))
-    return exc if error is exc else error

@@ -8,7 +8,7 @@ keeps catching it.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NoReturn
 
 import redis.exceptions
 from redis.exceptions import LockError, LockNotOwnedError
@@ -78,3 +78,11 @@ def log_ignored(config: Any, operation: Any, exc: BaseException) -> None:
         getattr(operation, "__name__", "operation"),
         exc,
     )
+
+
+def raise_translated(exc: Exception, server: object) -> NoReturn:
+    """Raise ``exc`` as one of ours, chained to it; if it already is ours, as it is."""
+    error = translate(exc, str(server))
+    if error is exc:
+        raise exc
+    raise error from exc
