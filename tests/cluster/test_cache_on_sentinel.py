@@ -3,7 +3,6 @@ failover under load."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -11,7 +10,8 @@ from typing import Any
 import pytest
 import redis
 
-from django_asyncredis import ConnectionInterrupted, RedisCache
+from django_asyncredis import RedisCache
+from tests.cluster.load import Load
 from tests.test_operations import *  # noqa: F403  (the tests, collected again here)
 
 
@@ -59,38 +59,19 @@ def test_the_cache_follows_a_failover_under_load(make_cache: Any, sentinel: Any)
     serves again within FAILOVER_BOUND, with only ConnectionInterrupted meanwhile."""
     cache = make_cache(OPTIONS={"socket_connect_timeout": 0.3, "socket_timeout": 0.5})
     cache.set("key", 0)
-    errors: list[BaseException] = []
-    successes: list[float] = []
-    stop = threading.Event()
 
-    def load() -> None:
-        i = 0
-        while not stop.is_set():
-            i += 1
-            try:
-                cache.set("key", i)
-                assert cache.get("key") == i
-                successes.append(time.monotonic())
-            except ConnectionInterrupted as exc:
-                errors.append(exc)
-                time.sleep(0.02)
+    def step(i: int) -> None:
+        cache.set("key", i)
+        assert cache.get("key") == i
 
-    worker = threading.Thread(target=load)
-    worker.start()
     try:
-        time.sleep(0.3)
-        old = sentinel.primary_address()
-        killed_at = time.monotonic()
-        sentinel.kill_primary()
-        new = sentinel.wait_for_failover(timeout=FAILOVER_BOUND)
-        assert new != old
-        deadline = killed_at + FAILOVER_BOUND
-        while time.monotonic() < deadline and not any(t > killed_at + 0.5 for t in successes):
-            time.sleep(0.05)
+        with Load(step) as load:
+            old = sentinel.primary_address()
+            killed_at = time.monotonic()
+            sentinel.kill_primary()
+            assert sentinel.wait_for_failover(timeout=FAILOVER_BOUND) != old
+            back = load.first_success_after(killed_at + 0.5, FAILOVER_BOUND)
     finally:
-        stop.set()
-        worker.join()
         sentinel.heal()
-    back = [t for t in successes if t > killed_at + 0.5]
-    assert back, f"no success within {FAILOVER_BOUND} s of the failover; errors: {errors[-3:]}"
-    assert back[0] - killed_at < FAILOVER_BOUND
+    assert back is not None, f"no success within {FAILOVER_BOUND} s; errors: {load.errors[-3:]}"
+    assert back - killed_at < FAILOVER_BOUND

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from typing import Any
 
 import redis
 
-from django_asyncredis import ConnectionInterrupted, RedisCache
+from django_asyncredis import RedisCache
 from django_asyncredis._topology import _slot
+from tests.cluster.load import Load
 
 
 def location(cluster: Any) -> list[str]:
@@ -97,35 +97,16 @@ def test_the_cache_survives_a_primary_failover_under_load(cluster: Any) -> None:
     )
     keys = [f"load-{i}" for i in range(30)]
     cache.set_many(dict.fromkeys(keys, 0))
-    successes: list[float] = []
-    errors: list[BaseException] = []
-    stop = threading.Event()
 
-    def load() -> None:
-        i = 0
-        while not stop.is_set():
-            i += 1
-            try:
-                cache.set_many(dict.fromkeys(keys, i))
-                assert cache.get_many(keys) == dict.fromkeys(keys, i)
-                successes.append(time.monotonic())
-            except ConnectionInterrupted as exc:
-                errors.append(exc)
-                time.sleep(0.02)
+    def step(i: int) -> None:
+        cache.set_many(dict.fromkeys(keys, i))
+        assert cache.get_many(keys) == dict.fromkeys(keys, i)
 
-    worker = threading.Thread(target=load)
-    worker.start()
     try:
-        time.sleep(0.3)
-        killed_at = time.monotonic()
-        killed = cluster.kill_primary(0)
-        cluster.wait_for_failover(killed, timeout=FAILOVER_BOUND)
-        deadline = killed_at + FAILOVER_BOUND
-        while time.monotonic() < deadline and not any(t > killed_at + 0.5 for t in successes):
-            time.sleep(0.05)
+        with Load(step) as load:
+            killed_at = time.monotonic()
+            cluster.wait_for_failover(cluster.kill_primary(0), timeout=FAILOVER_BOUND)
+            back = load.first_success_after(killed_at + 0.5, FAILOVER_BOUND)
     finally:
-        stop.set()
-        worker.join()
         cluster.heal()
-    back = [t for t in successes if t > killed_at + 0.5]
-    assert back, f"no success within {FAILOVER_BOUND} s; last errors: {errors[-3:]}"
+    assert back is not None, f"no success within {FAILOVER_BOUND} s; errors: {load.errors[-3:]}"
