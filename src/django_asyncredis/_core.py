@@ -40,7 +40,13 @@ from django_asyncredis._operations import (
     route,
 )
 from django_asyncredis._pools import AsyncConnectionPool, async_pool
-from django_asyncredis._topology import ClusterIncomplete, ClusterMap, SentinelState, merge
+from django_asyncredis._topology import (
+    ClusterIncomplete,
+    ClusterMap,
+    SentinelState,
+    merge,
+    merge_batch,
+)
 from django_asyncredis.errors import (
     CONNECTION_ERRORS,
     ConnectionInterrupted,
@@ -200,18 +206,15 @@ class AsyncCore:
 
     async def _execute_on_cluster(self, topology: ClusterMap, request: Any) -> Any:
         if type(request) is Batch:
-            replies: list[Any] = [None] * len(request)
             groups = list(topology.group_batch(request).items())
             answers = await asyncio.gather(
                 *(
                     _send(async_pool(server), Batch(tuple(request[p] for p in positions)))
                     for server, positions in groups
-                )
+                ),
+                return_exceptions=True,
             )
-            for (_, positions), answer in zip(groups, answers, strict=True):
-                for position, reply in zip(positions, answer, strict=True):
-                    replies[position] = reply
-            return replies
+            return merge_batch(len(request), groups, answers)
         if topology.needs_split(request):
             plan = list(topology.split(request).items())
             answers = await asyncio.gather(
@@ -343,5 +346,8 @@ async def _read_replies(connection: Any, count: int) -> list[Any]:
             replies.append(exc)
             first_error = first_error or exc
     if first_error is not None:
+        # Every reply, errors in place, for the cache pipeline (one failed call
+        # must not hide the others' results).
+        first_error.batch_replies = replies  # type: ignore[attr-defined]
         raise first_error
     return replies

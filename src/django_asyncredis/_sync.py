@@ -40,7 +40,13 @@ from django_asyncredis._operations import (
     route,
 )
 from django_asyncredis._pools import SYNC_GET_CONNECTION_NEEDS_NAME, sync_pool
-from django_asyncredis._topology import ClusterIncomplete, ClusterMap, SentinelState, merge
+from django_asyncredis._topology import (
+    ClusterIncomplete,
+    ClusterMap,
+    SentinelState,
+    merge,
+    merge_batch,
+)
 from django_asyncredis.errors import (
     CONNECTION_ERRORS,
     ConnectionInterrupted,
@@ -201,12 +207,14 @@ class SyncAdapter:
 
     def _execute_on_cluster(self, topology: ClusterMap, request: Any) -> Any:
         if type(request) is Batch:
-            replies: list[Any] = [None] * len(request)
-            for server, positions in topology.group_batch(request).items():
-                answer = _send(server, Batch(tuple(request[p] for p in positions)))
-                for position, reply in zip(positions, answer, strict=True):
-                    replies[position] = reply
-            return replies
+            groups = list(topology.group_batch(request).items())
+            answers: list[Any] = []
+            for server, positions in groups:
+                try:
+                    answers.append(_send(server, Batch(tuple(request[p] for p in positions))))
+                except ResponseError as exc:
+                    answers.append(exc)  # the other nodes' commands still run
+            return merge_batch(len(request), groups, answers)
         if topology.needs_split(request):
             parts = []
             for server, commands in topology.split(request).items():
@@ -289,5 +297,8 @@ def _read_replies(connection: Any, count: int) -> list[Any]:
             replies.append(exc)
             first_error = first_error or exc
     if first_error is not None:
+        # Every reply, errors in place, for the cache pipeline (one failed call
+        # must not hide the others' results).
+        first_error.batch_replies = replies  # type: ignore[attr-defined]
         raise first_error
     return replies

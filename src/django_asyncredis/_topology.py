@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from redis.crc import key_slot
+from redis.exceptions import AskError, ClusterDownError, MovedError, TryAgainError
 
 from django_asyncredis._config import Server
 from django_asyncredis._operations import Batch, Command
@@ -150,6 +151,36 @@ def merge(command: Command, parts: list[tuple[list[int], Any]]) -> Any:
     if name == "MSET":
         return b"OK"
     return sum(int(reply) for _, reply in parts)  # DEL, UNLINK, EXISTS: counts
+
+
+#: Error replies that say the map is out of date or the cluster is changing: the
+#: driver refreshes and retries, so they are raised as they are.
+_TOPOLOGY_ERRORS = (MovedError, AskError, TryAgainError, ClusterDownError)
+
+
+def merge_batch(size: int, groups: list[tuple[Server, list[int]]], answers: list[Any]) -> list[Any]:
+    """Put a batch's per-node replies back in order. ``answers`` holds each node's
+    replies, or the exception its round trip raised; an error reply keeps its
+    place and, after all, the first one is raised carrying every reply
+    (``batch_replies``, as the drivers' batches do), so that one failed command
+    does not hide the others' replies from the cache pipeline."""
+    replies: list[Any] = [None] * size
+    first: BaseException | None = None
+    for (_, positions), answer in zip(groups, answers, strict=True):
+        if isinstance(answer, BaseException):
+            part = getattr(answer, "batch_replies", None)
+            if part is None:
+                raise answer  # a connection error: the whole batch is retried or fails
+            first = first or answer
+            answer = part
+        for position, reply in zip(positions, answer, strict=True):
+            if isinstance(reply, _TOPOLOGY_ERRORS):
+                raise reply
+            replies[position] = reply
+    if first is not None:
+        first.batch_replies = replies  # type: ignore[attr-defined]
+        raise first
+    return replies
 
 
 class ClusterIncomplete(Exception):

@@ -33,6 +33,7 @@ from django_asyncredis import _raw
 from django_asyncredis._config import CacheConfig, parse_cached
 from django_asyncredis._core import AsyncCore
 from django_asyncredis._lock import AsyncLock, Lock
+from django_asyncredis._pipeline import AsyncPipeline, Pipeline
 from django_asyncredis._pools import aclose_async_pools, close_sync_pools
 from django_asyncredis._structures import StructuresMixin
 from django_asyncredis._sync import SyncAdapter
@@ -124,6 +125,16 @@ class RedisCache(StructuresMixin, BaseCache):
         """django-redis code says ``cache.client.get_client()``: the backend is its
         own client, so this is the cache itself."""
         return self
+
+    def pipeline(self) -> Pipeline:
+        """``with cache.pipeline() as p: p.set(...); p.get(...)``: the calls run
+        together on leaving the block, one round trip per step; ``p.results``
+        then holds each call's result (see ``_pipeline``)."""
+        return Pipeline(self)
+
+    def apipeline(self) -> AsyncPipeline:
+        """``async with cache.apipeline() as p:``: the async API's pipeline."""
+        return AsyncPipeline(self)
 
     def _check_client(self, client: Any) -> None:
         """django-redis's ``client=`` keyword. This cache's own client is honoured
