@@ -93,3 +93,26 @@ def test_bad_sentinel_settings_are_named(location: Any, options: Any, message: s
     """Each mistake is an ImproperlyConfigured that says what to write."""
     with pytest.raises(ImproperlyConfigured, match=message):
         parse(location, options)
+
+
+@pytest.mark.parametrize(
+    ("location", "message"),
+    [
+        (["redis+cluster://a:1", "redis+cluster://b:2"], "redis\\+cluster:// URLs instead"),
+        (["redis://a:1", "redis://a:1"], "listed twice"),
+        ("redis://a:1;redis://b:2", "','-separated"),
+    ],
+)
+def test_bad_shard_settings_are_named(location: Any, message: str) -> None:
+    """ShardClient takes plain server URLs, each once, as django-redis reads them."""
+    with pytest.raises(ImproperlyConfigured, match=message):
+        parse(location, {"CLIENT_CLASS": "django_redis.client.ShardClient"})
+
+
+def test_shard_names_are_the_location_strings_as_written() -> None:
+    """They place the keys, so they are kept exactly as django-redis sees them."""
+    config = parse(
+        "redis://a:1/0,redis://b:2/0", {"CLIENT_CLASS": "django_redis.client.ShardClient"}
+    )
+    assert config.mode == "shard"
+    assert config.shard_names == ("redis://a:1/0", "redis://b:2/0")

@@ -134,6 +134,12 @@ _SENTINEL_CLIENTS = {
     "django_redis.client.SentinelClient",
     "django_redis.client.sentinel.SentinelClient",
 }
+#: django-redis's client-side sharding: each LOCATION a shard, keys placed as it
+#: places them (``_topology.ShardMap``).
+_SHARD_CLIENTS = {
+    "django_redis.client.ShardClient",
+    "django_redis.client.sharded.ShardClient",
+}
 #: django-redis's connection factories we replace: the default one, and the
 #: Sentinel one (its work, finding the primary, is done by our Sentinel support).
 _CONNECTION_FACTORIES = {
@@ -231,11 +237,13 @@ class CacheConfig:
     redis_client_kwargs: tuple[tuple[str, Any], ...] = ()
     #: SCAN's COUNT when the caller gives no itersize (None: the server's default).
     scan_itersize: int | None = None
-    mode: str = "standalone"  # or "cluster" or "sentinel"
+    mode: str = "standalone"  # or "cluster", "sentinel" or "shard"
     #: Sentinel: the service name; the data servers' settings (host/port found later).
     service: str = ""
     template: Server | None = None
     read_from_replicas: bool = False
+    #: Shards: each server's LOCATION string as written (it places the keys).
+    shard_names: tuple[str, ...] = ()
     #: Built once per distinct setting: its decoder tables are not free to build.
     codec: Codec = field(init=False, compare=False, repr=False)
     #: The live topology state of a cluster or sentinel configuration.
@@ -249,6 +257,8 @@ class CacheConfig:
         topology: Any = None
         if self.mode == "cluster":
             topology = _topology.ClusterMap(self.servers)
+        elif self.mode == "shard":
+            topology = _topology.ShardMap(list(zip(self.shard_names, self.servers, strict=True)))
         elif self.mode == "sentinel":
             assert self.template is not None
             topology = _topology.SentinelState(
@@ -390,6 +400,21 @@ def _sentinel_urls(location: Any, sentinels: list[tuple[str, int]]) -> tuple[lis
         for host, port in sentinels
     ]
     return urls, replicas_listed
+
+
+def _shard_names(location: Any) -> tuple[str, ...]:
+    """The shards' names as django-redis's ShardClient sees them, which decide where
+    each key goes: the LOCATION list's items, or a string split on ","; each exactly
+    as written."""
+    names = location.split(",") if isinstance(location, str) else [str(item) for item in location]
+    if len(names) != len(split_location(location)):
+        raise ImproperlyConfigured(
+            "CLIENT_CLASS ShardClient: list the shards as a LOCATION list or a "
+            "','-separated string, each a URL."
+        )
+    if len(set(names)) != len(names):
+        raise ImproperlyConfigured("CLIENT_CLASS ShardClient: a shard is listed twice.")
+    return tuple(names)
 
 
 def _is_sentinel_pool(cls: type[Any]) -> bool:
@@ -538,6 +563,7 @@ def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
     sentinel_kwargs: dict[str, Any] = {}
     sentinels: list[tuple[str, int]] | None = None
     sentinel_client = False
+    shard_client = False
 
     def apply(key: str, name: str, value: Any, *, nested: bool = False) -> None:
         if key in CONNECTION_OPTIONS:
@@ -601,11 +627,13 @@ def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
         elif key == "client_class":
             if value in _SENTINEL_CLIENTS:
                 sentinel_client = True
+            elif value in _SHARD_CLIENTS:
+                shard_client = True
             elif value not in _DEFAULT_CLIENTS:
                 raise ImproperlyConfigured(
                     f"OPTIONS[{name!r}] = {value!r} is not supported: django-asyncredis "
-                    "is itself the client. Remove the option (DefaultClient and "
-                    "SentinelClient are accepted)."
+                    "is itself the client. Remove the option (DefaultClient, "
+                    "SentinelClient and ShardClient are accepted)."
                 )
         elif key in ("max_entries", "cull_frequency"):
             pass  # read by BaseCache; Redis evicts by its own maxmemory-policy
@@ -637,6 +665,15 @@ def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
     if len(modes) > 1:
         raise ImproperlyConfigured("LOCATION mixes standalone, cluster and sentinel URLs.")
     mode = modes.pop()
+    shard_names: tuple[str, ...] = ()
+    if shard_client:
+        if mode != "standalone" or sentinels:
+            raise ImproperlyConfigured(
+                "CLIENT_CLASS ShardClient takes redis://, rediss:// or unix:// LOCATIONs, "
+                "one per shard (for Redis Cluster, use redis+cluster:// URLs instead)."
+            )
+        mode = "shard"
+        shard_names = _shard_names(location)
 
     def server(url: _URL, settings: Mapping[str, Any]) -> Server:
         return Server(
@@ -680,6 +717,7 @@ def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
         service=urls[0].service,
         template=template,
         read_from_replicas=bool(read_from_replicas),
+        shard_names=shard_names,
         servers=tuple(servers),
         serializer=serializer,
         close_connection=close_connection,

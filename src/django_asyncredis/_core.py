@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from asgiref.sync import sync_to_async
 from redis.exceptions import (
     AskError,
+    ClusterCrossSlotError,
     ClusterDownError,
     ConnectionError,
     MovedError,
@@ -44,6 +45,7 @@ from django_asyncredis._topology import (
     ClusterIncomplete,
     ClusterMap,
     SentinelState,
+    ShardMap,
     merge,
     merge_batch,
 )
@@ -136,6 +138,8 @@ class AsyncCore:
             if topology.stale:
                 await self._refresh_cluster(topology)
             return topology.primaries
+        if isinstance(topology, ShardMap):
+            return topology.primaries
         if isinstance(topology, SentinelState):
             return [topology.primary or await self._resolve_primary(topology)]
         return [self._servers[0]]
@@ -153,6 +157,8 @@ class AsyncCore:
 
     async def _execute(self, request: Request) -> Any:
         if self._config.topology is not None:
+            if type(self._config.topology) is ShardMap:
+                return await self._execute_on_shards(self._config.topology, request)
             return await self._execute_distributed(request)
         server = route(self._servers, request)
         leader = self._servers[0]
@@ -204,7 +210,19 @@ class AsyncCore:
         kind = "Redis Cluster" if isinstance(topology, ClusterMap) else "The Sentinel service"
         raise ConnectionInterrupted(f"{kind} is unavailable: {last}") from last
 
-    async def _execute_on_cluster(self, topology: ClusterMap, request: Any) -> Any:
+    async def _execute_on_shards(self, topology: ShardMap, request: Any) -> Any:
+        """Client-side shards: a fixed map, so no redirection to follow; the split
+        per server is the cluster's."""
+        if type(request) is tuple and topology.crosses_shards(request):
+            raise ClusterCrossSlotError("the keys live on different shards")
+        try:
+            return await self._execute_on_cluster(topology, request)
+        except CONNECTION_ERRORS as exc:
+            raise_translated(
+                exc, topology.server_for(request) if type(request) is tuple else "a shard"
+            )
+
+    async def _execute_on_cluster(self, topology: ClusterMap | ShardMap, request: Any) -> Any:
         if type(request) is Batch:
             groups = list(topology.group_batch(request).items())
             answers = await asyncio.gather(
