@@ -48,6 +48,7 @@ from django_asyncredis._topology import (
     ShardMap,
     merge,
     merge_batch,
+    raise_batch_errors,
 )
 from django_asyncredis.errors import (
     CONNECTION_ERRORS,
@@ -223,16 +224,35 @@ class SyncAdapter:
                 exc, topology.server_for(request) if type(request) is tuple else "a shard"
             )
 
-    def _execute_on_cluster(self, topology: ClusterMap | ShardMap, request: Any) -> Any:
-        if type(request) is Batch:
-            groups = list(topology.group_batch(request).items())
+    def _batch_on_cluster(self, topology: ClusterMap | ShardMap, request: Batch) -> Any:
+        """A batch split per node; the commands a node redirects (MOVED, ...) are
+        sent again, alone, once the map is refreshed: the others never run twice."""
+        replies: list[Any] = [None] * len(request)
+        todo = list(range(len(request)))
+        for attempt in range(_ATTEMPTS):
+            batch = Batch(tuple(request[p] for p in todo))
+            groups = list(topology.group_batch(batch).items())
             answers: list[Any] = []
             for server, positions in groups:
                 try:
-                    answers.append(_send(server, Batch(tuple(request[p] for p in positions))))
+                    answers.append(_send(server, Batch(tuple(batch[p] for p in positions))))
                 except ResponseError as exc:
                     answers.append(exc)  # the other nodes' commands still run
-            return merge_batch(len(request), groups, answers)
+            part, again = merge_batch(len(batch), groups, answers)
+            for index, position in enumerate(todo):
+                replies[position] = part[index]
+            if not again or not isinstance(topology, ClusterMap):
+                break
+            todo = [todo[index] for index in again]
+            topology.stale = True
+            if not all(isinstance(part[index], MovedError) for index in again):
+                time.sleep(_BACKOFF * 2**attempt)  # the cluster is changing
+            self._refresh_cluster(topology)
+        return raise_batch_errors(replies)
+
+    def _execute_on_cluster(self, topology: ClusterMap | ShardMap, request: Any) -> Any:
+        if type(request) is Batch:
+            return self._batch_on_cluster(topology, request)
         if topology.needs_split(request):
             parts = []
             for server, commands in topology.split(request).items():

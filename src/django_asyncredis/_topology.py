@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from redis.crc import key_slot
-from redis.exceptions import AskError, ClusterDownError, MovedError, TryAgainError
+from redis.exceptions import AskError, ClusterDownError, MovedError, ResponseError, TryAgainError
 
 from django_asyncredis._config import Server
 from django_asyncredis._operations import Batch, Command
@@ -160,29 +160,38 @@ def merge(command: Command, parts: list[tuple[list[int], Any]]) -> Any:
 
 
 #: Error replies that say the map is out of date or the cluster is changing: the
-#: driver refreshes and retries, so they are raised as they are.
+#: command they answer is sent again once the map is refreshed.
 _TOPOLOGY_ERRORS = (MovedError, AskError, TryAgainError, ClusterDownError)
 
 
-def merge_batch(size: int, groups: list[tuple[Server, list[int]]], answers: list[Any]) -> list[Any]:
+def merge_batch(
+    size: int, groups: list[tuple[Server, list[int]]], answers: list[Any]
+) -> tuple[list[Any], list[int]]:
     """Put a batch's per-node replies back in order. ``answers`` holds each node's
-    replies, or the exception its round trip raised; an error reply keeps its
-    place and, after all, the first one is raised carrying every reply
-    (``batch_replies``, as the drivers' batches do), so that one failed command
-    does not hide the others' replies from the cache pipeline."""
+    replies, or the exception its round trip raised (a connection error is raised
+    here). Returns the replies, error replies in place, and the positions answered
+    with a redirection (MOVED, ASK, TRYAGAIN, CLUSTERDOWN): only those are to be
+    sent again, so that a batch is never executed twice."""
     replies: list[Any] = [None] * size
-    first: BaseException | None = None
+    again: list[int] = []
     for (_, positions), answer in zip(groups, answers, strict=True):
         if isinstance(answer, BaseException):
             part = getattr(answer, "batch_replies", None)
             if part is None:
                 raise answer  # a connection error: the whole batch is retried or fails
-            first = first or answer
             answer = part
         for position, reply in zip(positions, answer, strict=True):
-            if isinstance(reply, _TOPOLOGY_ERRORS):
-                raise reply
             replies[position] = reply
+            if isinstance(reply, _TOPOLOGY_ERRORS):
+                again.append(position)
+    return replies, again
+
+
+def raise_batch_errors(replies: list[Any]) -> list[Any]:
+    """The replies, or the first error reply raised carrying all of them
+    (``batch_replies``, as the drivers' batches do), so that one failed command
+    does not hide the others' replies from the cache pipeline."""
+    first = next((reply for reply in replies if isinstance(reply, ResponseError)), None)
     if first is not None:
         first.batch_replies = replies  # type: ignore[attr-defined]
         raise first
