@@ -94,6 +94,29 @@ def test_client_keyword_with_the_caches_own_client_is_honoured(cache: Any, api: 
     assert api.delete("key", client=own) is True
 
 
+def test_client_keyword_with_the_caches_own_async_client_is_honoured(cache: Any) -> None:
+    """``client=await cache.aget_client()`` works on the async methods too."""
+
+    async def main() -> Any:
+        own = await cache.aget_client()
+        await cache.aset("key", 1, client=own)
+        return await cache.aget("key", client=own)
+
+    assert asyncio.run(main()) == 1
+
+
+def test_client_keyword_with_an_async_pipeline_is_a_clear_error(cache: Any) -> None:
+    """A ``redis.asyncio`` pipeline is refused the same way, naming ``cache.apipeline()``."""
+
+    async def main() -> None:
+        pipe = (await cache.aget_client()).pipeline()
+        await cache.aset("key", 1, client=pipe)
+
+    with pytest.raises(TypeError, match=r"cache\.apipeline\(\)"):
+        asyncio.run(main())
+    assert cache.has_key("key") is False
+
+
 def test_client_keyword_with_a_pipeline_is_a_clear_error(cache: Any, api: Any) -> None:
     """A redis-py pipeline cannot be honoured: the error names the cache pipeline,
     and nothing is sent."""

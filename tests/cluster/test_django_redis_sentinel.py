@@ -71,3 +71,11 @@ def test_the_primary_found_is_the_sentinels_primary(ours: Any, sentinel: Any) ->
 
     with redis.Redis(host=host, port=port) as primary:
         assert primary.get(ours.make_key("key")) is not None
+
+
+def test_the_caches_own_client_is_accepted_as_client(ours: Any) -> None:
+    """``client=cache.client.get_client()`` (the current primary) is honoured."""
+    own = ours.client.get_client(write=True)
+    ours.set("key", "value", client=own)
+    own.wait(1, 2000)  # reads go to the replica, as with django-redis
+    assert ours.get("key", client=own) == "value"
