@@ -140,7 +140,7 @@ def test_django_redis_option_names() -> None:
         ({"retry_on_timeout": "yes"}, "retry_on_timeout"),
         ({"CONNECTION_POOL_KWARGS": {"max_conections": 5}}, "max_conections"),
         ({"CONNECTION_POOL_KWARGS": []}, "CONNECTION_POOL_KWARGS"),
-        ({"CLIENT_CLASS": "django_redis.client.ShardClient"}, "CLIENT_CLASS"),
+        ({"CLIENT_CLASS": "django_redis.client.HerdClient"}, "CLIENT_CLASS"),
         ({"PICKLE_VERSION": 99}, "PICKLE_VERSION"),
         ({"parser_class": "my.FancyParser"}, "parser_class"),
         ({"pool_class": "collections.OrderedDict"}, "pool_class"),

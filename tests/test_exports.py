@@ -13,6 +13,7 @@ def test_public_names() -> None:
         "Lock",
         "LockError",
         "LockNotOwnedError",
+        "PipelineError",
         "PoolTimeoutError",
         "RedisCache",
         "ServerTimeoutError",

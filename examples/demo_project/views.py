@@ -22,8 +22,9 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.cache import cache
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.cache import add_never_cache_headers
+from django.utils.html import format_html, format_html_join
 
 from django_asyncredis import aget_redis_connection
 from django_asyncredis.decorators import cache_page, vary_on_cookie
@@ -32,13 +33,14 @@ REPORT_TIMEOUT = 30  # seconds the async view's report stays cached
 PAGE_TIMEOUT = 10  # seconds /cache-page stays cached (the site-wide default is 30)
 
 ENDPOINTS = {
-    "/": "this list",
-    "/async": "async view: visit counter (aadd + aincr), cached report (aget_or_set)",
-    "/sync": "sync view: time of the previous visit (cache.get / cache.set)",
-    "/site-cache": "a page stored by the site-wide page-cache middleware for 30 s",
-    "/cache-page": "an async view under @cache_page(10) and @vary_on_cookie",
-    "/session": "your own visit counter, in a session stored in the cache",
-    "/health": "the cache server (password hidden) and the round trip of one aget",
+    "/": "This page: what each endpoint shows.",
+    "/async": "An async view: a visit counter (aadd + aincr) and a report cached for "
+    "30 s (aget_or_set).",
+    "/sync": "A sync view: the time of the previous visit (cache.get / cache.set).",
+    "/site-cache": "A page stored for 30 s by the site-wide page-cache middleware.",
+    "/cache-page": "An async view under @cache_page(10) and @vary_on_cookie: a page per visitor.",
+    "/session": "Your own visit counter, in a session stored in the cache.",
+    "/health": "The cache server (password hidden) and the round trip of one aget.",
 }
 
 
@@ -57,9 +59,25 @@ def _live(data: dict[str, Any], status: int = 200) -> JsonResponse:
     return response
 
 
-async def index(request: HttpRequest) -> JsonResponse:
-    """``GET /``: what each endpoint shows."""
-    return _live({"demo": "django-asyncredis", "endpoints": ENDPOINTS})
+async def index(request: HttpRequest) -> HttpResponse:
+    """``GET /``: a small HTML page linking each endpoint, with what it shows (the
+    other endpoints answer JSON)."""
+    items = format_html_join(
+        "\n",
+        '<li><a href="{}"><code>{}</code></a>: {}</li>',
+        ((path, path, what) for path, what in ENDPOINTS.items() if path != "/"),
+    )
+    page = format_html(
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        "<title>django-asyncredis demo</title></head>\n<body>\n"
+        "<h1>django-asyncredis demo</h1>\n"
+        "<p>Every endpoint below uses one cache, <code>django_asyncredis.RedisCache</code>, "
+        "and answers JSON.</p>\n<ul>\n{}\n</ul>\n</body></html>\n",
+        items,
+    )
+    response = HttpResponse(page)
+    add_never_cache_headers(response)
+    return response
 
 
 async def async_view(request: HttpRequest) -> JsonResponse:

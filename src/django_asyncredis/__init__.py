@@ -8,6 +8,7 @@ cache API into those operations.
 """
 
 from django_asyncredis._lock import AsyncLock, Lock
+from django_asyncredis._pipeline import PipelineError
 from django_asyncredis._pools import aclose_all
 from django_asyncredis._raw import aget_redis_connection, get_redis_connection
 from django_asyncredis.cache import RedisCache
@@ -31,6 +32,7 @@ __all__ = [
     "Lock",
     "LockError",
     "LockNotOwnedError",
+    "PipelineError",
     "PoolTimeoutError",
     "RedisCache",
     "ServerTimeoutError",

@@ -128,8 +128,24 @@ _DEFAULT_CLIENTS = {
     "django_redis.client.default.DefaultClient",
 }
 
-#: Options we do not offer; naming one is an error, not a silent no-op.
-_NOT_SUPPORTED = {"connection_factory"}
+#: django-redis's Sentinel client: with ``SENTINELS`` (and LOCATION
+#: ``redis://<service>/<db>``), the same Sentinel support as ``redis+sentinel://``.
+_SENTINEL_CLIENTS = {
+    "django_redis.client.SentinelClient",
+    "django_redis.client.sentinel.SentinelClient",
+}
+#: django-redis's client-side sharding: each LOCATION a shard, keys placed as it
+#: places them (``_topology.ShardMap``).
+_SHARD_CLIENTS = {
+    "django_redis.client.ShardClient",
+    "django_redis.client.sharded.ShardClient",
+}
+#: django-redis's connection factories we replace: the default one, and the
+#: Sentinel one (its work, finding the primary, is done by our Sentinel support).
+_CONNECTION_FACTORIES = {
+    "django_redis.pool.ConnectionFactory",
+    "django_redis.pool.SentinelConnectionFactory",
+}
 
 #: django-redis's and Django's dotted paths, so their settings work unchanged
 #: (and without django-redis installed).
@@ -221,11 +237,13 @@ class CacheConfig:
     redis_client_kwargs: tuple[tuple[str, Any], ...] = ()
     #: SCAN's COUNT when the caller gives no itersize (None: the server's default).
     scan_itersize: int | None = None
-    mode: str = "standalone"  # or "cluster" or "sentinel"
+    mode: str = "standalone"  # or "cluster", "sentinel" or "shard"
     #: Sentinel: the service name; the data servers' settings (host/port found later).
     service: str = ""
     template: Server | None = None
     read_from_replicas: bool = False
+    #: Shards: each server's LOCATION string as written (it places the keys).
+    shard_names: tuple[str, ...] = ()
     #: Built once per distinct setting: its decoder tables are not free to build.
     codec: Codec = field(init=False, compare=False, repr=False)
     #: The live topology state of a cluster or sentinel configuration.
@@ -239,6 +257,8 @@ class CacheConfig:
         topology: Any = None
         if self.mode == "cluster":
             topology = _topology.ClusterMap(self.servers)
+        elif self.mode == "shard":
+            topology = _topology.ShardMap(list(zip(self.shard_names, self.servers, strict=True)))
         elif self.mode == "sentinel":
             assert self.template is not None
             topology = _topology.SentinelState(
@@ -330,6 +350,77 @@ def _parse_url(url: str) -> _URL:
     except ValueError:
         raise ImproperlyConfigured("LOCATION has an invalid port.") from None
     return _URL(scheme, mode, parts.hostname or "localhost", port, "", from_url, service)
+
+
+def _sentinels(name: str, value: Any) -> list[tuple[str, int]]:
+    """django-redis's SENTINELS: a list of (host, port)."""
+    try:
+        sentinels = [(str(host), int(port)) for host, port in value]
+    except (TypeError, ValueError):
+        raise ImproperlyConfigured(
+            f"OPTIONS[{name!r}] must be a list of (host, port) of the sentinels."
+        ) from None
+    if isinstance(value, str | bytes) or not sentinels:
+        raise ImproperlyConfigured(
+            f"OPTIONS[{name!r}] must be a list of (host, port) of the sentinels."
+        )
+    return sentinels
+
+
+def _sentinel_urls(location: Any, sentinels: list[tuple[str, int]]) -> tuple[list[_URL], bool]:
+    """django-redis's Sentinel LOCATION, ``redis://<service>[/db]`` (its URLs may say
+    ``?is_master=0`` for the replicas), read as one ``redis+sentinel://`` URL per
+    sentinel; and whether replica URLs were listed (a single URL stands for both,
+    as django-redis's SentinelClient makes it)."""
+    services: set[tuple[str, str, str]] = set()
+    replicas_listed = False
+    data: _URL | None = None
+    given = split_location(location)
+    for url in given:
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in ("redis", "rediss"):
+            raise ImproperlyConfigured(
+                "With SENTINELS, LOCATION names the service: redis://<service>/<db>, "
+                f"not {parts.scheme.lower() or 'no'}:// URLs."
+            )
+        query = parse_qsl(parts.query)
+        is_master = [value for key, value in query if key == "is_master"]
+        replicas_listed = replicas_listed or len(given) == 1 or "0" in is_master
+        rest = "&".join(f"{key}={value}" for key, value in query if key != "is_master")
+        parsed = _parse_url(parts._replace(query=rest).geturl())
+        services.add((parts.hostname or "", str(parsed.settings.get("db", 0)), parsed.scheme))
+        data = data or parsed
+    if len(services) > 1 or data is None or not data.host:
+        raise ImproperlyConfigured(
+            "With SENTINELS, every LOCATION URL must name the same service and db: "
+            "redis://<service>/<db>."
+        )
+    urls = [
+        _URL(data.scheme, "sentinel", host, port, "", data.settings, service=data.host)
+        for host, port in sentinels
+    ]
+    return urls, replicas_listed
+
+
+def _shard_names(location: Any) -> tuple[str, ...]:
+    """The shards' names as django-redis's ShardClient sees them, which decide where
+    each key goes: the LOCATION list's items, or a string split on ","; each exactly
+    as written."""
+    names = location.split(",") if isinstance(location, str) else [str(item) for item in location]
+    if len(names) != len(split_location(location)):
+        raise ImproperlyConfigured(
+            "CLIENT_CLASS ShardClient: list the shards as a LOCATION list or a "
+            "','-separated string, each a URL."
+        )
+    if len(set(names)) != len(names):
+        raise ImproperlyConfigured("CLIENT_CLASS ShardClient: a shard is listed twice.")
+    return tuple(names)
+
+
+def _is_sentinel_pool(cls: type[Any]) -> bool:
+    from redis.sentinel import SentinelConnectionPool
+
+    return issubclass(cls, SentinelConnectionPool)
 
 
 def _parser(name: str, value: Any) -> str:
@@ -468,8 +559,11 @@ def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
     ignore_exceptions = _global_setting("IGNORE_EXCEPTIONS", False)
     redis_client_class = None
     redis_client_kwargs: tuple[tuple[str, Any], ...] = ()
-    read_from_replicas = False
+    read_from_replicas: bool | None = None  # None: not set
     sentinel_kwargs: dict[str, Any] = {}
+    sentinels: list[tuple[str, int]] | None = None
+    sentinel_client = False
+    shard_client = False
 
     def apply(key: str, name: str, value: Any, *, nested: bool = False) -> None:
         if key in CONNECTION_OPTIONS:
@@ -502,6 +596,15 @@ def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
             compressor = _compressor(name, value)
         elif key == "read_from_replicas":
             read_from_replicas = _boolean(name, value)
+        elif key == "sentinels":
+            sentinels = _sentinels(name, value)
+        elif key == "connection_factory":
+            if value not in _CONNECTION_FACTORIES:
+                raise ImproperlyConfigured(
+                    f"OPTIONS[{name!r}] = {value!r} is not supported: django-asyncredis makes "
+                    "its own connections. Remove it (django-redis's ConnectionFactory and "
+                    "SentinelConnectionFactory are accepted)."
+                )
         elif key == "sentinel_kwargs":
             if not isinstance(value, Mapping):
                 raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be a dict.")
@@ -522,17 +625,20 @@ def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
         elif key == "close_connection":
             close_connection = _boolean(name, value)
         elif key == "client_class":
-            if value not in _DEFAULT_CLIENTS:
+            if value in _SENTINEL_CLIENTS:
+                sentinel_client = True
+            elif value in _SHARD_CLIENTS:
+                shard_client = True
+            elif value not in _DEFAULT_CLIENTS:
                 raise ImproperlyConfigured(
                     f"OPTIONS[{name!r}] = {value!r} is not supported: django-asyncredis "
-                    "is itself the client. Remove the option (DefaultClient is accepted)."
+                    "is itself the client. Remove the option (DefaultClient, "
+                    "SentinelClient and ShardClient are accepted)."
                 )
         elif key in ("max_entries", "cull_frequency"):
             pass  # read by BaseCache; Redis evicts by its own maxmemory-policy
         elif key == "ignore_exceptions":
             ignore_exceptions = _boolean(name, value)
-        elif key in _NOT_SUPPORTED:
-            raise ImproperlyConfigured(f"OPTIONS[{name!r}] is not supported by django-asyncredis.")
         else:
             apply(key, name, value)
 
@@ -541,11 +647,33 @@ def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
     else:
         serializer = PickleSerializer(protocol=pickle_version)
 
-    urls = [_parse_url(url) for url in split_location(location)]
+    if sentinel_client and not sentinels:
+        raise ImproperlyConfigured(
+            "CLIENT_CLASS SentinelClient needs OPTIONS['SENTINELS']: a list of "
+            "(host, port) of the sentinels."
+        )
+    if sentinels:
+        urls, replicas_listed = _sentinel_urls(location, sentinels)
+        if read_from_replicas is None:
+            # django-redis's SentinelClient reads from a replica: keep that.
+            read_from_replicas = replicas_listed
+        if sync_pool_class is not None and _is_sentinel_pool(sync_pool_class):
+            sync_pool_class = None  # its work (finding the primary) is done by our routing
+    else:
+        urls = [_parse_url(url) for url in split_location(location)]
     modes = {url.mode for url in urls}
     if len(modes) > 1:
         raise ImproperlyConfigured("LOCATION mixes standalone, cluster and sentinel URLs.")
     mode = modes.pop()
+    shard_names: tuple[str, ...] = ()
+    if shard_client:
+        if mode != "standalone" or sentinels:
+            raise ImproperlyConfigured(
+                "CLIENT_CLASS ShardClient takes redis://, rediss:// or unix:// LOCATIONs, "
+                "one per shard (for Redis Cluster, use redis+cluster:// URLs instead)."
+            )
+        mode = "shard"
+        shard_names = _shard_names(location)
 
     def server(url: _URL, settings: Mapping[str, Any]) -> Server:
         return Server(
@@ -588,7 +716,8 @@ def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
         mode=mode,
         service=urls[0].service,
         template=template,
-        read_from_replicas=read_from_replicas,
+        read_from_replicas=bool(read_from_replicas),
+        shard_names=shard_names,
         servers=tuple(servers),
         serializer=serializer,
         close_connection=close_connection,

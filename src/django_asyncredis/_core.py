@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from asgiref.sync import sync_to_async
 from redis.exceptions import (
     AskError,
+    ClusterCrossSlotError,
     ClusterDownError,
     ConnectionError,
     MovedError,
@@ -40,7 +41,15 @@ from django_asyncredis._operations import (
     route,
 )
 from django_asyncredis._pools import AsyncConnectionPool, async_pool
-from django_asyncredis._topology import ClusterIncomplete, ClusterMap, SentinelState, merge
+from django_asyncredis._topology import (
+    ClusterIncomplete,
+    ClusterMap,
+    SentinelState,
+    ShardMap,
+    merge,
+    merge_batch,
+    raise_batch_errors,
+)
 from django_asyncredis.errors import (
     CONNECTION_ERRORS,
     ConnectionInterrupted,
@@ -130,6 +139,8 @@ class AsyncCore:
             if topology.stale:
                 await self._refresh_cluster(topology)
             return topology.primaries
+        if isinstance(topology, ShardMap):
+            return topology.primaries
         if isinstance(topology, SentinelState):
             return [topology.primary or await self._resolve_primary(topology)]
         return [self._servers[0]]
@@ -147,6 +158,8 @@ class AsyncCore:
 
     async def _execute(self, request: Request) -> Any:
         if self._config.topology is not None:
+            if type(self._config.topology) is ShardMap:
+                return await self._execute_on_shards(self._config.topology, request)
             return await self._execute_distributed(request)
         server = route(self._servers, request)
         leader = self._servers[0]
@@ -198,20 +211,48 @@ class AsyncCore:
         kind = "Redis Cluster" if isinstance(topology, ClusterMap) else "The Sentinel service"
         raise ConnectionInterrupted(f"{kind} is unavailable: {last}") from last
 
-    async def _execute_on_cluster(self, topology: ClusterMap, request: Any) -> Any:
-        if type(request) is Batch:
-            replies: list[Any] = [None] * len(request)
-            groups = list(topology.group_batch(request).items())
+    async def _execute_on_shards(self, topology: ShardMap, request: Any) -> Any:
+        """Client-side shards: a fixed map, so no redirection to follow; the split
+        per server is the cluster's."""
+        if type(request) is tuple and topology.crosses_shards(request):
+            raise ClusterCrossSlotError("the keys live on different shards")
+        try:
+            return await self._execute_on_cluster(topology, request)
+        except CONNECTION_ERRORS as exc:
+            raise_translated(
+                exc, topology.server_for(request) if type(request) is tuple else "a shard"
+            )
+
+    async def _batch_on_cluster(self, topology: ClusterMap | ShardMap, request: Batch) -> Any:
+        """A batch split per node; the commands a node redirects (MOVED, ...) are
+        sent again, alone, once the map is refreshed: the others never run twice."""
+        replies: list[Any] = [None] * len(request)
+        todo = list(range(len(request)))
+        for attempt in range(_ATTEMPTS):
+            batch = Batch(tuple(request[p] for p in todo))
+            groups = list(topology.group_batch(batch).items())
             answers = await asyncio.gather(
                 *(
-                    _send(async_pool(server), Batch(tuple(request[p] for p in positions)))
+                    _send(async_pool(server), Batch(tuple(batch[p] for p in positions)))
                     for server, positions in groups
-                )
+                ),
+                return_exceptions=True,
             )
-            for (_, positions), answer in zip(groups, answers, strict=True):
-                for position, reply in zip(positions, answer, strict=True):
-                    replies[position] = reply
-            return replies
+            part, again = merge_batch(len(batch), groups, answers)
+            for index, position in enumerate(todo):
+                replies[position] = part[index]
+            if not again or not isinstance(topology, ClusterMap):
+                break
+            todo = [todo[index] for index in again]
+            topology.stale = True
+            if not all(isinstance(part[index], MovedError) for index in again):
+                await asyncio.sleep(_BACKOFF * 2**attempt)  # the cluster is changing
+            await self._refresh_cluster(topology)
+        return raise_batch_errors(replies)
+
+    async def _execute_on_cluster(self, topology: ClusterMap | ShardMap, request: Any) -> Any:
+        if type(request) is Batch:
+            return await self._batch_on_cluster(topology, request)
         if topology.needs_split(request):
             plan = list(topology.split(request).items())
             answers = await asyncio.gather(
@@ -343,5 +384,8 @@ async def _read_replies(connection: Any, count: int) -> list[Any]:
             replies.append(exc)
             first_error = first_error or exc
     if first_error is not None:
+        # Every reply, errors in place, for the cache pipeline (one failed call
+        # must not hide the others' results).
+        first_error.batch_replies = replies  # type: ignore[attr-defined]
         raise first_error
     return replies

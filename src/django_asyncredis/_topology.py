@@ -6,6 +6,9 @@ Pure decisions, no I/O (the drivers do the I/O and feed replies back here):
   (``CLUSTER SLOTS``), keys are hashed with redis-py's CRC16 (hash tags
   included); a multi-key command is split per slot, grouped per node, and its
   replies are merged back in the caller's order.
+- ``ShardMap``: client-side shards, keys placed exactly where django-redis's
+  ``ShardClient`` places them, so a cache switched from django-redis finds its
+  data; a fixed map, nothing to follow.
 - ``SentinelState``: a Sentinel-managed primary, resolved by asking the
   sentinels, forgotten when it fails or turns read-only so the next call follows
   the failover.
@@ -16,13 +19,17 @@ on every event loop and thread.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+import hashlib
 import random
+import re
 import threading
 from collections.abc import Sequence
 from typing import Any
 
 from redis.crc import key_slot
+from redis.exceptions import AskError, ClusterDownError, MovedError, ResponseError, TryAgainError
 
 from django_asyncredis._config import Server
 from django_asyncredis._operations import Batch, Command
@@ -150,6 +157,138 @@ def merge(command: Command, parts: list[tuple[list[int], Any]]) -> Any:
     if name == "MSET":
         return b"OK"
     return sum(int(reply) for _, reply in parts)  # DEL, UNLINK, EXISTS: counts
+
+
+#: Error replies that say the map is out of date or the cluster is changing: the
+#: command they answer is sent again once the map is refreshed.
+_TOPOLOGY_ERRORS = (MovedError, AskError, TryAgainError, ClusterDownError)
+
+
+def merge_batch(
+    size: int, groups: list[tuple[Server, list[int]]], answers: list[Any]
+) -> tuple[list[Any], list[int]]:
+    """Put a batch's per-node replies back in order. ``answers`` holds each node's
+    replies, or the exception its round trip raised (a connection error is raised
+    here). Returns the replies, error replies in place, and the positions answered
+    with a redirection (MOVED, ASK, TRYAGAIN, CLUSTERDOWN): only those are to be
+    sent again, so that a batch is never executed twice."""
+    replies: list[Any] = [None] * size
+    again: list[int] = []
+    for (_, positions), answer in zip(groups, answers, strict=True):
+        if isinstance(answer, BaseException):
+            part = getattr(answer, "batch_replies", None)
+            if part is None:
+                raise answer  # a connection error: the whole batch is retried or fails
+            answer = part
+        for position, reply in zip(positions, answer, strict=True):
+            replies[position] = reply
+            if isinstance(reply, _TOPOLOGY_ERRORS):
+                again.append(position)
+    return replies, again
+
+
+def raise_batch_errors(replies: list[Any]) -> list[Any]:
+    """The replies, or the first error reply raised carrying all of them
+    (``batch_replies``, as the drivers' batches do), so that one failed command
+    does not hide the others' replies from the cache pipeline."""
+    first = next((reply for reply in replies if isinstance(reply, ResponseError)), None)
+    if first is not None:
+        first.batch_replies = replies  # type: ignore[attr-defined]
+        raise first
+    return replies
+
+
+#: django-redis's ShardClient hashes only the part of a key between the last "{"
+#: that has a "}" after it and the last "}" (greedy on both sides), when present.
+_SHARD_TAG = re.compile(r".*\{(.*)\}.*")
+#: Points per server on django-redis's hash ring.
+SHARD_POINTS = 128
+
+
+class ShardMap:
+    """Client-side sharding over independent servers, placed as django-redis's
+    ``ShardClient`` does (its ``HashRing``): each server, named by its LOCATION
+    string exactly as written, has 128 points on a ring, the SHA-256 hex digests
+    of ``"<name>:<i>"``; a key goes to the point at or before its own digest
+    (sorted as text), wrapping round to the last point.
+
+    It offers the cluster map's routing interface (``server_for``, ``split``, ...)
+    so the drivers split multi-key commands per server the same way."""
+
+    def __init__(self, nodes: Sequence[tuple[str, Server]]) -> None:
+        ring: dict[str, Server] = {}
+        for name, server in nodes:
+            for point in range(SHARD_POINTS):
+                ring[hashlib.sha256(f"{name}:{point}".encode()).hexdigest()] = server
+        self._points = sorted(ring)
+        self._owners = [ring[point] for point in self._points]
+        self._servers = list(dict.fromkeys(server for _, server in nodes))
+
+    @property
+    def primaries(self) -> list[Server]:
+        return list(self._servers)
+
+    def server_for_key(self, key: Any) -> Server:
+        text = key.decode() if isinstance(key, bytes) else str(key)
+        tagged = _SHARD_TAG.match(text)
+        if tagged is not None:
+            text = tagged.group(1)
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        return self._owners[bisect.bisect_right(self._points, digest) - 1]
+
+    def server_for(self, command: Command) -> Server:
+        name = command[0]
+        if name in _KEYLESS:
+            return random.choice(self._servers)
+        if name in ("EVAL", "EVALSHA"):
+            return self.server_for_key(command[3]) if int(command[2]) else self._servers[0]
+        return self.server_for_key(command[1])
+
+    def crosses_shards(self, command: Command) -> bool:
+        """A RENAME whose two keys live on different servers cannot be sent: the
+        operation is told so as on a cluster (and copies the value instead)."""
+        return command[0] == "RENAME" and (
+            self.server_for_key(command[1]) != self.server_for_key(command[2])
+        )
+
+    def needs_split(self, command: Command) -> bool:
+        keys = _keys_of(command)
+        if keys is None or not keys:
+            return False
+        first = self.server_for_key(keys[0])
+        return any(self.server_for_key(key) != first for key in keys[1:])
+
+    def split(self, command: Command) -> dict[Server, list[tuple[Command, list[int]]]]:
+        """Per server, one command with its keys, and their positions in the original."""
+        name = command[0]
+        step = 2 if name == "MSET" else 1
+        arguments = command[1:]
+        positions: dict[Server, list[int]] = {}
+        for position in range(0, len(arguments), step):
+            server = self.server_for_key(arguments[position])
+            positions.setdefault(server, []).append(position // step)
+        plan: dict[Server, list[tuple[Command, list[int]]]] = {}
+        for server, indexes in positions.items():
+            parts: list[Any] = []
+            for index in indexes:
+                parts.extend(arguments[index * step : index * step + step])
+            plan[server] = [((name, *parts), indexes)]
+        return plan
+
+    def group_batch(self, batch: Batch) -> dict[Server, list[int]]:
+        groups: dict[Server, list[int]] = {}
+        for position, command in enumerate(batch):
+            groups.setdefault(self.server_for(command), []).append(position)
+        return groups
+
+
+def _keys_of(command: Command) -> tuple[Any, ...] | None:
+    """The keys of a multi-key command, None for the others."""
+    if command[0] in _ALL_KEYS:
+        return command[1:]
+    if command[0] == "MSET":
+        return command[1::2]
+    return None
 
 
 class ClusterIncomplete(Exception):

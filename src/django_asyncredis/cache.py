@@ -18,14 +18,22 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
+import redis
+import redis.asyncio
+import redis.asyncio.client
+import redis.asyncio.cluster
+import redis.client
+import redis.cluster
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from django_asyncredis import _operations as ops
+from django_asyncredis import _raw
 from django_asyncredis._config import CacheConfig, parse_cached
 from django_asyncredis._core import AsyncCore
 from django_asyncredis._lock import AsyncLock, Lock
+from django_asyncredis._pipeline import AsyncPipeline, Pipeline
 from django_asyncredis._pools import aclose_async_pools, close_sync_pools
 from django_asyncredis._structures import StructuresMixin
 from django_asyncredis._sync import SyncAdapter
@@ -40,6 +48,13 @@ _GLOB_SPECIALS = re.compile(r"([*?\[\]\\])")
 #: What Django's memcache_key_warnings looks for: control characters and spaces.
 _MEMCACHED_UNSAFE = re.compile(r"[\x00-\x20\x7f]")
 _MEMCACHED_MAX_KEY_LENGTH = 250
+#: redis-py's pipelines: refused as ``client=`` (see ``_check_client``).
+_PIPELINES = (
+    redis.client.Pipeline,
+    redis.asyncio.client.Pipeline,
+    redis.cluster.ClusterPipeline,
+    redis.asyncio.cluster.ClusterPipeline,
+)
 
 
 class RedisCache(StructuresMixin, BaseCache):
@@ -93,6 +108,51 @@ class RedisCache(StructuresMixin, BaseCache):
         warns of nothing) decided by one regular expression instead of a loop."""
         if len(key) > _MEMCACHED_MAX_KEY_LENGTH or _MEMCACHED_UNSAFE.search(key):
             super().validate_key(key)
+
+    # django-redis's ways to reach the redis-py client.
+
+    def get_client(self, write: bool = True) -> redis.Redis:
+        """django-redis's ``get_client``: an alias of ``get_redis_connection`` for
+        this cache (the leader, or a replica for ``write=False``)."""
+        return _raw.client_of(self, write)
+
+    async def aget_client(self, write: bool = True) -> redis.asyncio.Redis:
+        """``aget_redis_connection`` for this cache, bound to the running loop."""
+        return await _raw.aclient_of(self, write)
+
+    @property
+    def client(self) -> RedisCache:
+        """django-redis code says ``cache.client.get_client()``: the backend is its
+        own client, so this is the cache itself."""
+        return self
+
+    def pipeline(self) -> Pipeline:
+        """``with cache.pipeline() as p: p.set(...); p.get(...)``: the calls run
+        together on leaving the block, one round trip per step; ``p.results``
+        then holds each call's result (see ``_pipeline``)."""
+        return Pipeline(self)
+
+    def apipeline(self) -> AsyncPipeline:
+        """``async with cache.apipeline() as p:``: the async API's pipeline."""
+        return AsyncPipeline(self)
+
+    def _check_client(self, client: Any) -> None:
+        """django-redis's ``client=`` keyword. This cache's own client is honoured
+        (the call goes where that client points anyway); a pipeline cannot be,
+        because each cache call needs its reply to give Django's result."""
+        if isinstance(client, _PIPELINES):
+            raise TypeError(
+                "client= cannot be a redis-py pipeline: each cache call needs its own "
+                "reply to return Django's result. Batch cache calls with "
+                "`with cache.pipeline() as p:` (or `async with cache.apipeline() as p:`)."
+            )
+        address = _raw.address_of_client(client)
+        if address is None or address not in _raw.addresses_of(self._config):
+            raise ValueError(
+                "client= must be None or a client of this cache's own servers "
+                "(cache.get_client()): the cache routes each call itself. To batch "
+                "calls, use `with cache.pipeline() as p:`."
+            )
 
     # The operations, each built once for both APIs.
 
@@ -154,10 +214,23 @@ class RedisCache(StructuresMixin, BaseCache):
         target = self._key(key, version + delta)
         return ops.rename(source, target, key), version + delta
 
-    def _expire(
-        self, key: Key, command: str, when: int, version: int | None
+    def _expire_in(
+        self, key: Key, timeout: Expiry | object | None, unit_ms: int, version: int | None
     ) -> ops.Operation[bool]:
-        return ops.expire(self._key(key, version), command, when)
+        """A relative expiry, as django-redis reads it: ``DEFAULT_TIMEOUT`` is the
+        cache's TIMEOUT (in seconds, whatever the unit), and ``None`` (or a TIMEOUT of
+        None) means no expiry, as for ``set``: the key is persisted."""
+        if timeout is DEFAULT_TIMEOUT:
+            timeout, unit_ms = self.default_timeout, 1000
+        if timeout is None:
+            return ops.persist(self._key(key, version))
+        ms = _ms(timeout, unit_ms)  # type: ignore[arg-type]
+        return ops.expire(self._key(key, version), "PEXPIRE", ms)
+
+    def _expire_at(
+        self, key: Key, when: When, unit_ms: int, version: int | None
+    ) -> ops.Operation[bool]:
+        return ops.expire(self._key(key, version), "PEXPIREAT", _ms_at(when, unit_ms))
 
     def _scan(self, search: str, itersize: int | None, version: int | None) -> ops.Operation[None]:
         count = itersize or self._config.scan_itersize
@@ -189,7 +262,11 @@ class RedisCache(StructuresMixin, BaseCache):
 
     # The sync API (Django's contract), driven by the sync adapter.
 
-    def get(self, key: Key, default: Any = None, version: int | None = None) -> Any:
+    def get(
+        self, key: Key, default: Any = None, version: int | None = None, client: Any = None
+    ) -> Any:
+        if client is not None:
+            self._check_client(client)
         return self._sync.run(self._get(key, default, version), default)
 
     def set(  # type: ignore[override]
@@ -200,15 +277,25 @@ class RedisCache(StructuresMixin, BaseCache):
         version: int | None = None,
         nx: bool = False,
         xx: bool = False,
+        client: Any = None,
     ) -> bool | None:
         """Store a value. With ``nx`` (only if absent) or ``xx`` (only if present),
         return whether it was stored; else None, as Django's contract says."""
+        if client is not None:
+            self._check_client(client)
         stored = self._sync.run(self._set(key, value, timeout, version, nx, xx), False)
         return stored if nx or xx else None
 
     def add(
-        self, key: Key, value: Any, timeout: Timeout = DEFAULT_TIMEOUT, version: int | None = None
+        self,
+        key: Key,
+        value: Any,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        client: Any = None,
     ) -> bool:
+        if client is not None:
+            self._check_client(client)
         return self._sync.run(self._set(key, value, timeout, version, nx=True), False)
 
     def get_or_set(
@@ -217,22 +304,39 @@ class RedisCache(StructuresMixin, BaseCache):
         default: Any | Callable[[], Any],
         timeout: Timeout = DEFAULT_TIMEOUT,
         version: int | None = None,
+        client: Any = None,
     ) -> Any:
+        if client is not None:
+            self._check_client(client)
         value = self._sync.run(self._get_or_set(key, default, timeout, version), _UNAVAILABLE)
         return _computed(default) if value is _UNAVAILABLE else value
 
     def touch(
-        self, key: Key, timeout: Timeout = DEFAULT_TIMEOUT, version: int | None = None
+        self,
+        key: Key,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        client: Any = None,
     ) -> bool:
+        if client is not None:
+            self._check_client(client)
         return self._sync.run(self._touch(key, timeout, version), False)
 
-    def delete(self, key: Key, version: int | None = None) -> bool:
+    def delete(self, key: Key, version: int | None = None, client: Any = None) -> bool:
+        if client is not None:
+            self._check_client(client)
         return self._sync.run(ops.delete(self._key(key, version)), False)
 
-    def has_key(self, key: Key, version: int | None = None) -> bool:
+    def has_key(self, key: Key, version: int | None = None, client: Any = None) -> bool:
+        if client is not None:
+            self._check_client(client)
         return self._sync.run(ops.has_key(self._key(key, version)), False)
 
-    def get_many(self, keys: Iterable[Key], version: int | None = None) -> dict[Any, Any]:
+    def get_many(
+        self, keys: Iterable[Key], version: int | None = None, client: Any = None
+    ) -> dict[Any, Any]:
+        if client is not None:
+            self._check_client(client)
         return self._sync.run(self._get_many(keys, version), {})
 
     def set_many(
@@ -240,10 +344,17 @@ class RedisCache(StructuresMixin, BaseCache):
         data: Mapping[Key, Any],
         timeout: Timeout = DEFAULT_TIMEOUT,
         version: int | None = None,
+        client: Any = None,
     ) -> list[Any]:
+        if client is not None:
+            self._check_client(client)
         return self._sync.run(self._set_many(data, timeout, version), list(data))
 
-    def delete_many(self, keys: Iterable[Key], version: int | None = None) -> None:
+    def delete_many(
+        self, keys: Iterable[Key], version: int | None = None, client: Any = None
+    ) -> None:
+        if client is not None:
+            self._check_client(client)
         self._sync.run(self._delete_many(keys, version))
 
     def incr(self, key: Key, delta: int = 1, version: int | None = None) -> int:
@@ -252,16 +363,26 @@ class RedisCache(StructuresMixin, BaseCache):
     def decr(self, key: Key, delta: int = 1, version: int | None = None) -> int:
         return self._sync.run(self._incr(key, -delta, version))
 
-    def incr_version(self, key: Key, delta: int = 1, version: int | None = None) -> int:
+    def incr_version(
+        self, key: Key, delta: int = 1, version: int | None = None, client: Any = None
+    ) -> int:
+        if client is not None:
+            self._check_client(client)
         operation, new_version = self._incr_version(key, delta, version)
         moved = self._sync.run(operation, False)
         return new_version if moved else None  # type: ignore[return-value]  # ignore-exceptions
 
-    def decr_version(self, key: Key, delta: int = 1, version: int | None = None) -> int:
+    def decr_version(
+        self, key: Key, delta: int = 1, version: int | None = None, client: Any = None
+    ) -> int:
+        if client is not None:
+            self._check_client(client)
         return self.incr_version(key, -delta, version)
 
-    def clear(self) -> None:
+    def clear(self, client: Any = None) -> None:
         """FLUSHDB: empties the whole database, as Django's built-in backend does."""
+        if client is not None:
+            self._check_client(client)
         self._sync.run(ops.clear())
 
     def close(self, **kwargs: Any) -> None:
@@ -269,42 +390,74 @@ class RedisCache(StructuresMixin, BaseCache):
         if self._config.close_connection:
             close_sync_pools(self._config.servers)
 
-    def ttl(self, key: Key, version: int | None = None) -> int | None:
+    def ttl(self, key: Key, version: int | None = None, client: Any = None) -> int | None:
         """Seconds left: 0 for a missing or expired key, None for one without expiry."""
+        if client is not None:
+            self._check_client(client)
         return self._sync.run(ops.ttl(self._key(key, version), "TTL"), 0)
 
-    def pttl(self, key: Key, version: int | None = None) -> int | None:
+    def pttl(self, key: Key, version: int | None = None, client: Any = None) -> int | None:
         """Milliseconds left: 0 for a missing or expired key, None for one without expiry."""
+        if client is not None:
+            self._check_client(client)
         return self._sync.run(ops.ttl(self._key(key, version), "PTTL"), 0)
 
-    def expire(self, key: Key, timeout: Expiry, version: int | None = None) -> bool:
-        """Expire in ``timeout`` seconds (or a timedelta); whether the key existed."""
-        return self._sync.run(self._expire(key, "PEXPIRE", _ms(timeout, 1000), version), False)
+    def expire(
+        self, key: Key, timeout: Expiry | None, version: int | None = None, client: Any = None
+    ) -> bool:
+        """Expire in ``timeout`` seconds (or a timedelta; ``DEFAULT_TIMEOUT``: the cache's
+        TIMEOUT; ``None``: never); whether the key existed."""
+        if client is not None:
+            self._check_client(client)
+        return self._sync.run(self._expire_in(key, timeout, 1000, version), False)
 
-    def pexpire(self, key: Key, timeout: Expiry, version: int | None = None) -> bool:
-        """Expire in ``timeout`` milliseconds (or a timedelta); whether the key existed."""
-        return self._sync.run(self._expire(key, "PEXPIRE", _ms(timeout, 1), version), False)
+    def pexpire(
+        self, key: Key, timeout: Expiry | None, version: int | None = None, client: Any = None
+    ) -> bool:
+        """Expire in ``timeout`` milliseconds (or a timedelta; ``DEFAULT_TIMEOUT``: the
+        cache's TIMEOUT; ``None``: never); whether the key existed."""
+        if client is not None:
+            self._check_client(client)
+        return self._sync.run(self._expire_in(key, timeout, 1, version), False)
 
-    def expire_at(self, key: Key, when: When, version: int | None = None) -> bool:
+    def expire_at(
+        self, key: Key, when: When, version: int | None = None, client: Any = None
+    ) -> bool:
         """Expire at a datetime or a Unix timestamp in seconds; whether the key existed."""
-        return self._sync.run(self._expire(key, "PEXPIREAT", _ms_at(when, 1000), version), False)
+        if client is not None:
+            self._check_client(client)
+        return self._sync.run(self._expire_at(key, when, 1000, version), False)
 
-    def pexpire_at(self, key: Key, when: When, version: int | None = None) -> bool:
+    def pexpire_at(
+        self, key: Key, when: When, version: int | None = None, client: Any = None
+    ) -> bool:
         """Expire at a datetime or a Unix timestamp in milliseconds; whether the key existed."""
-        return self._sync.run(self._expire(key, "PEXPIREAT", _ms_at(when, 1), version), False)
+        if client is not None:
+            self._check_client(client)
+        return self._sync.run(self._expire_at(key, when, 1, version), False)
 
-    def persist(self, key: Key, version: int | None = None) -> bool:
+    def persist(self, key: Key, version: int | None = None, client: Any = None) -> bool:
         """Remove the expiry; whether the key exists."""
+        if client is not None:
+            self._check_client(client)
         return self._sync.run(ops.persist(self._key(key, version)), False)
 
-    def keys(self, search: str, version: int | None = None) -> list[Any]:
+    def keys(self, search: str, version: int | None = None, client: Any = None) -> list[Any]:
         """The caller's keys matching a glob ``search``, found with SCAN (never KEYS)."""
+        if client is not None:
+            self._check_client(client)
         return list(self._sync.iterate(self._scan(search, None, version)))
 
     def iter_keys(
-        self, search: str, itersize: int | None = None, version: int | None = None
+        self,
+        search: str,
+        itersize: int | None = None,
+        version: int | None = None,
+        client: Any = None,
     ) -> Iterator[Any]:
         """Like ``keys``, as a generator: one SCAN page of ``itersize`` at a time."""
+        if client is not None:
+            self._check_client(client)
         return self._sync.iterate(self._scan(search, itersize, version))
 
     def delete_pattern(
@@ -313,8 +466,11 @@ class RedisCache(StructuresMixin, BaseCache):
         version: int | None = None,
         prefix: str | None = None,
         itersize: int | None = None,
+        client: Any = None,
     ) -> int:
         """Delete the keys matching a glob ``pattern`` (SCAN + UNLINK); how many."""
+        if client is not None:
+            self._check_client(client)
         return self._sync.run(self._delete_pattern(pattern, version, prefix, itersize), 0)
 
     def lock(
@@ -326,8 +482,11 @@ class RedisCache(StructuresMixin, BaseCache):
         blocking: bool = True,
         blocking_timeout: float | None = None,
         thread_local: bool = True,
+        client: Any = None,
     ) -> Lock:
         """A distributed lock on the server: ``with cache.lock("name"): ...``."""
+        if client is not None:
+            self._check_client(client)
         return Lock(
             self._sync,
             self._key(key, version),
@@ -340,7 +499,11 @@ class RedisCache(StructuresMixin, BaseCache):
 
     # The async API, driven natively by the async core: no thread, no sync_to_async.
 
-    async def aget(self, key: Key, default: Any = None, version: int | None = None) -> Any:
+    async def aget(
+        self, key: Key, default: Any = None, version: int | None = None, client: Any = None
+    ) -> Any:
+        if client is not None:
+            self._check_client(client)
         return await self._async.run(self._get(key, default, version), default)
 
     async def aset(  # type: ignore[override]
@@ -351,13 +514,23 @@ class RedisCache(StructuresMixin, BaseCache):
         version: int | None = None,
         nx: bool = False,
         xx: bool = False,
+        client: Any = None,
     ) -> bool | None:
+        if client is not None:
+            self._check_client(client)
         stored = await self._async.run(self._set(key, value, timeout, version, nx, xx), False)
         return stored if nx or xx else None
 
     async def aadd(
-        self, key: Key, value: Any, timeout: Timeout = DEFAULT_TIMEOUT, version: int | None = None
+        self,
+        key: Key,
+        value: Any,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        client: Any = None,
     ) -> bool:
+        if client is not None:
+            self._check_client(client)
         return await self._async.run(self._set(key, value, timeout, version, nx=True), False)
 
     async def aget_or_set(
@@ -366,23 +539,40 @@ class RedisCache(StructuresMixin, BaseCache):
         default: Any | Callable[[], Any],
         timeout: Timeout = DEFAULT_TIMEOUT,
         version: int | None = None,
+        client: Any = None,
     ) -> Any:
+        if client is not None:
+            self._check_client(client)
         operation = self._get_or_set(key, default, timeout, version)
         value = await self._async.run(operation, _UNAVAILABLE)
         return _computed(default) if value is _UNAVAILABLE else value
 
     async def atouch(
-        self, key: Key, timeout: Timeout = DEFAULT_TIMEOUT, version: int | None = None
+        self,
+        key: Key,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        client: Any = None,
     ) -> bool:
+        if client is not None:
+            self._check_client(client)
         return await self._async.run(self._touch(key, timeout, version), False)
 
-    async def adelete(self, key: Key, version: int | None = None) -> bool:
+    async def adelete(self, key: Key, version: int | None = None, client: Any = None) -> bool:
+        if client is not None:
+            self._check_client(client)
         return await self._async.run(ops.delete(self._key(key, version)), False)
 
-    async def ahas_key(self, key: Key, version: int | None = None) -> bool:
+    async def ahas_key(self, key: Key, version: int | None = None, client: Any = None) -> bool:
+        if client is not None:
+            self._check_client(client)
         return await self._async.run(ops.has_key(self._key(key, version)), False)
 
-    async def aget_many(self, keys: Iterable[Key], version: int | None = None) -> dict[Any, Any]:
+    async def aget_many(
+        self, keys: Iterable[Key], version: int | None = None, client: Any = None
+    ) -> dict[Any, Any]:
+        if client is not None:
+            self._check_client(client)
         return await self._async.run(self._get_many(keys, version), {})
 
     async def aset_many(
@@ -390,10 +580,17 @@ class RedisCache(StructuresMixin, BaseCache):
         data: Mapping[Key, Any],
         timeout: Timeout = DEFAULT_TIMEOUT,
         version: int | None = None,
+        client: Any = None,
     ) -> list[Any]:
+        if client is not None:
+            self._check_client(client)
         return await self._async.run(self._set_many(data, timeout, version), list(data))
 
-    async def adelete_many(self, keys: Iterable[Key], version: int | None = None) -> None:
+    async def adelete_many(
+        self, keys: Iterable[Key], version: int | None = None, client: Any = None
+    ) -> None:
+        if client is not None:
+            self._check_client(client)
         await self._async.run(self._delete_many(keys, version))
 
     async def aincr(self, key: Key, delta: int = 1, version: int | None = None) -> int:
@@ -402,15 +599,25 @@ class RedisCache(StructuresMixin, BaseCache):
     async def adecr(self, key: Key, delta: int = 1, version: int | None = None) -> int:
         return await self._async.run(self._incr(key, -delta, version))
 
-    async def aincr_version(self, key: Key, delta: int = 1, version: int | None = None) -> int:
+    async def aincr_version(
+        self, key: Key, delta: int = 1, version: int | None = None, client: Any = None
+    ) -> int:
+        if client is not None:
+            self._check_client(client)
         operation, new_version = self._incr_version(key, delta, version)
         moved = await self._async.run(operation, False)
         return new_version if moved else None  # type: ignore[return-value]  # ignore-exceptions
 
-    async def adecr_version(self, key: Key, delta: int = 1, version: int | None = None) -> int:
+    async def adecr_version(
+        self, key: Key, delta: int = 1, version: int | None = None, client: Any = None
+    ) -> int:
+        if client is not None:
+            self._check_client(client)
         return await self.aincr_version(key, -delta, version)
 
-    async def aclear(self) -> None:
+    async def aclear(self, client: Any = None) -> None:
+        if client is not None:
+            self._check_client(client)
         await self._async.run(ops.clear())
 
     async def aclose(self, **kwargs: Any) -> None:
@@ -418,38 +625,68 @@ class RedisCache(StructuresMixin, BaseCache):
         if self._config.close_connection:
             await aclose_async_pools(self._config.servers)
 
-    async def attl(self, key: Key, version: int | None = None) -> int | None:
+    async def attl(self, key: Key, version: int | None = None, client: Any = None) -> int | None:
+        if client is not None:
+            self._check_client(client)
         return await self._async.run(ops.ttl(self._key(key, version), "TTL"), 0)
 
-    async def apttl(self, key: Key, version: int | None = None) -> int | None:
+    async def apttl(self, key: Key, version: int | None = None, client: Any = None) -> int | None:
+        if client is not None:
+            self._check_client(client)
         return await self._async.run(ops.ttl(self._key(key, version), "PTTL"), 0)
 
-    async def aexpire(self, key: Key, timeout: Expiry, version: int | None = None) -> bool:
-        operation = self._expire(key, "PEXPIRE", _ms(timeout, 1000), version)
+    async def aexpire(
+        self, key: Key, timeout: Expiry | None, version: int | None = None, client: Any = None
+    ) -> bool:
+        if client is not None:
+            self._check_client(client)
+        operation = self._expire_in(key, timeout, 1000, version)
         return await self._async.run(operation, False)
 
-    async def apexpire(self, key: Key, timeout: Expiry, version: int | None = None) -> bool:
-        operation = self._expire(key, "PEXPIRE", _ms(timeout, 1), version)
+    async def apexpire(
+        self, key: Key, timeout: Expiry | None, version: int | None = None, client: Any = None
+    ) -> bool:
+        if client is not None:
+            self._check_client(client)
+        operation = self._expire_in(key, timeout, 1, version)
         return await self._async.run(operation, False)
 
-    async def aexpire_at(self, key: Key, when: When, version: int | None = None) -> bool:
-        operation = self._expire(key, "PEXPIREAT", _ms_at(when, 1000), version)
+    async def aexpire_at(
+        self, key: Key, when: When, version: int | None = None, client: Any = None
+    ) -> bool:
+        if client is not None:
+            self._check_client(client)
+        operation = self._expire_at(key, when, 1000, version)
         return await self._async.run(operation, False)
 
-    async def apexpire_at(self, key: Key, when: When, version: int | None = None) -> bool:
-        operation = self._expire(key, "PEXPIREAT", _ms_at(when, 1), version)
+    async def apexpire_at(
+        self, key: Key, when: When, version: int | None = None, client: Any = None
+    ) -> bool:
+        if client is not None:
+            self._check_client(client)
+        operation = self._expire_at(key, when, 1, version)
         return await self._async.run(operation, False)
 
-    async def apersist(self, key: Key, version: int | None = None) -> bool:
+    async def apersist(self, key: Key, version: int | None = None, client: Any = None) -> bool:
+        if client is not None:
+            self._check_client(client)
         return await self._async.run(ops.persist(self._key(key, version)), False)
 
-    async def akeys(self, search: str, version: int | None = None) -> list[Any]:
+    async def akeys(self, search: str, version: int | None = None, client: Any = None) -> list[Any]:
+        if client is not None:
+            self._check_client(client)
         return [key async for key in self._async.iterate(self._scan(search, None, version))]
 
     def aiter_keys(
-        self, search: str, itersize: int | None = None, version: int | None = None
+        self,
+        search: str,
+        itersize: int | None = None,
+        version: int | None = None,
+        client: Any = None,
     ) -> AsyncIterator[Any]:
         """``async for key in cache.aiter_keys("pattern*")``: one SCAN page at a time."""
+        if client is not None:
+            self._check_client(client)
         return self._async.iterate(self._scan(search, itersize, version))
 
     async def adelete_pattern(
@@ -458,7 +695,10 @@ class RedisCache(StructuresMixin, BaseCache):
         version: int | None = None,
         prefix: str | None = None,
         itersize: int | None = None,
+        client: Any = None,
     ) -> int:
+        if client is not None:
+            self._check_client(client)
         return await self._async.run(self._delete_pattern(pattern, version, prefix, itersize), 0)
 
     def alock(
@@ -470,8 +710,11 @@ class RedisCache(StructuresMixin, BaseCache):
         blocking: bool = True,
         blocking_timeout: float | None = None,
         thread_local: bool = True,
+        client: Any = None,
     ) -> AsyncLock:
         """``async with cache.alock("name"): ...``; the same lock as ``lock()``."""
+        if client is not None:
+            self._check_client(client)
         return AsyncLock(
             self._async,
             self._key(key, version),
