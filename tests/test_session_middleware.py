@@ -493,9 +493,14 @@ async def test_an_engine_without_async_api_costs_one_hop(
         assert "sync_to_async:SessionMiddleware.process_response" in ours
 
 
-def test_the_middleware_exposes_djangos_session_store_attribute(
-    redis_server: ServerProcess,
-) -> None:
+def test_djangos_test_idiom_works(redis_server: ServerProcess) -> None:
+    """Tests of other apps make a session with ``process_request`` and ``SessionStore``."""
     with site_settings(redis_server.url):
         middleware = SessionMiddleware(lambda request: HttpResponse())
-    assert middleware.SessionStore is SessionStore
+        assert middleware.SessionStore is SessionStore
+        request = RequestFactory().get("/")
+        middleware.process_request(request)
+        request.session["user"] = 7
+        request.session.save()
+        assert SessionStore(request.session.session_key).load() == {"user": 7}
+    redis_server.flush()
