@@ -13,6 +13,7 @@ import pytest
 from django.conf import settings
 
 from tests.servers import ServerProcess
+from tests.thread_hops import count_hops
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -88,6 +89,12 @@ def api(request: pytest.FixtureRequest, cache: Any) -> Iterator[Any]:
         return
     with asyncio.Runner() as runner:
         yield AsyncAPI(cache, runner)
+
+
+@pytest.fixture
+def hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every thread hop made from now on (tests/thread_hops.py): ``hops.clear()``, act, read."""
+    return count_hops(monkeypatch)
 
 
 @pytest.fixture

@@ -27,3 +27,17 @@ def test_public_names() -> None:
 def test_backend_is_importable_from_both_paths() -> None:
     """settings.py may say django_asyncredis.RedisCache or django_asyncredis.cache.RedisCache."""
     assert django_asyncredis.RedisCache is django_asyncredis.cache.RedisCache
+
+
+def test_middleware_names() -> None:
+    """MIDDLEWARE entries name these: the page cache's three and the session middleware."""
+    import django_asyncredis.middleware
+    from django_asyncredis._session_middleware import SessionMiddleware
+
+    assert sorted(django_asyncredis.middleware.__all__) == [
+        "CacheMiddleware",
+        "FetchFromCacheMiddleware",
+        "SessionMiddleware",
+        "UpdateCacheMiddleware",
+    ]
+    assert django_asyncredis.middleware.SessionMiddleware is SessionMiddleware

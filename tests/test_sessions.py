@@ -12,7 +12,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from asgiref.sync import SyncToAsync, sync_to_async
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.contrib.sessions.backends.cache import SessionStore as DjangoCacheStore
@@ -463,24 +463,9 @@ def test_another_cache_backend_is_refused(configured: None) -> None:
 
 
 async def test_the_async_api_never_leaves_the_event_loop(
-    configured: None, monkeypatch: pytest.MonkeyPatch
+    configured: None, monkeypatch: pytest.MonkeyPatch, hops: list[str]
 ) -> None:
     await caches[ALIAS].aget("warm-up")  # connecting is the cache's business, not the engine's
-    loop = asyncio.get_running_loop()
-    hops: list[Any] = []
-    to_thread = SyncToAsync.__call__
-    in_executor = loop.run_in_executor
-
-    def counting_to_thread(self: SyncToAsync[Any, Any], *args: Any, **kwargs: Any) -> Any:
-        hops.append(self.func)
-        return to_thread(self, *args, **kwargs)
-
-    def counting_in_executor(executor: Any, func: Any, *args: Any) -> Any:
-        hops.append(func)
-        return in_executor(executor, func, *args)
-
-    monkeypatch.setattr(SyncToAsync, "__call__", counting_to_thread)
-    monkeypatch.setattr(loop, "run_in_executor", counting_in_executor)
     for sync_method in ("load", "save", "create", "exists", "delete"):  # and never the sync path
         monkeypatch.setattr(SessionStore, sync_method, mock.Mock(side_effect=AssertionError))
     await sync_to_async(lambda: None)()

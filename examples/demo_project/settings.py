@@ -52,15 +52,17 @@ CACHES = {
 # first (its response phase runs last, so it stores the page as the client gets
 # it, Vary: Cookie from the session middleware included) and
 # FetchFromCacheMiddleware last (it looks up the page as the view would see the
-# request). Django's own classes would run in a thread under ASGI; these await
-# the cache on the event loop.
+# request). Between them, the session middleware: Django's, with the async
+# session save (asave) on the event loop. Django's own classes would run in a
+# thread under ASGI; these await the cache on the event loop, so a request
+# through all three makes no thread hop.
 #
 # Every GET page is then stored for CACHE_MIDDLEWARE_SECONDS unless the view says
 # otherwise: the live endpoints (counters, health) send never-cache headers, and
 # /cache-page sets its own timeout with cache_page. See views.py.
 MIDDLEWARE = [
     "django_asyncredis.middleware.UpdateCacheMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django_asyncredis.middleware.SessionMiddleware",
     "django_asyncredis.middleware.FetchFromCacheMiddleware",
 ]
 CACHE_MIDDLEWARE_ALIAS = "pages"

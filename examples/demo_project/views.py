@@ -170,8 +170,9 @@ async def session_view(request: HttpRequest) -> JsonResponse:
     """``GET /session``: how often *you* came here, kept in your session."""
     # SESSION_ENGINE = "django_asyncredis.sessions": aget loads the session with
     # one cache.aget on the event loop. aset only changes it in memory; at the end
-    # of the request SessionMiddleware saves it (one SET) and, for a new session,
-    # sets the session cookie. A client without the cookie starts over at 1.
+    # of the request SessionMiddleware saves it (one SET, awaited on the event
+    # loop) and, for a new session, sets the session cookie. A client without the
+    # cookie starts over at 1.
     visits = await request.session.aget("visits", 0) + 1
     await request.session.aset("visits", visits)
     return _live({"view": "session", "your_visits": visits})

@@ -1,4 +1,7 @@
-"""Django's page-cache middleware, natively async.
+"""Django's page-cache and session middleware, natively async.
+
+``SessionMiddleware`` is documented in its own module (``_session_middleware``)
+and docs/sessions.md; the rest of this docstring is about the page cache.
 
 ``UpdateCacheMiddleware``, ``FetchFromCacheMiddleware`` and ``CacheMiddleware``
 behave like the classes of ``django.middleware.cache`` (same settings, same rules
@@ -50,6 +53,14 @@ from django.utils.cache import (
 from django.utils.http import parse_http_date_safe
 
 from django_asyncredis._http_cache import aget_cache_key, alearn_cache_key
+from django_asyncredis._session_middleware import SessionMiddleware
+
+__all__ = [
+    "CacheMiddleware",
+    "FetchFromCacheMiddleware",
+    "SessionMiddleware",
+    "UpdateCacheMiddleware",
+]
 
 GetResponse = Callable[[HttpRequest], Any]  # returns a response, or an awaitable of one
 

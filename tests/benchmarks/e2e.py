@@ -69,12 +69,19 @@ class HttpSample:
 
 
 @contextlib.contextmanager
-def uvicorn_server(root: Path, redis_url: str, timeout: float = 30.0) -> Iterator[str]:
-    """uvicorn serving ``tests.benchmarks.e2e_app:app``; yields its base URL."""
+def uvicorn_server(
+    root: Path,
+    redis_url: str,
+    timeout: float = 30.0,
+    app: str = "tests.benchmarks.e2e_app:app",
+    ready_path: str = "/nocache/",
+) -> Iterator[str]:
+    """uvicorn serving ``app`` (by default ``e2e_app.py``'s); yields its base URL
+    once ``ready_path`` answers 200."""
     port = free_port()
     env = {**os.environ, "BENCH_REDIS_URL": redis_url, "PYTHONPATH": str(root)}
     args = [
-        sys.executable, "-m", "uvicorn", "tests.benchmarks.e2e_app:app",
+        sys.executable, "-m", "uvicorn", app,
         "--app-dir", str(root),
         "--host", HOST, "--port", str(port),
         "--loop", "asyncio", "--http", "h11",
@@ -85,7 +92,7 @@ def uvicorn_server(root: Path, redis_url: str, timeout: float = 30.0) -> Iterato
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(args, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            _wait_ready(process, port, timeout, log)
+            _wait_ready(process, port, timeout, ready_path)
             yield f"http://{HOST}:{port}"
         finally:
             if process.poll() is None:
@@ -100,7 +107,9 @@ def uvicorn_server(root: Path, redis_url: str, timeout: float = 30.0) -> Iterato
                 sys.stderr.write(log.read().decode(errors="replace")[-4000:])
 
 
-def _wait_ready(process: subprocess.Popen[bytes], port: int, timeout: float, log: object) -> None:
+def _wait_ready(
+    process: subprocess.Popen[bytes], port: int, timeout: float, ready_path: str
+) -> None:
     import httpx
 
     deadline = time.monotonic() + timeout
@@ -108,7 +117,7 @@ def _wait_ready(process: subprocess.Popen[bytes], port: int, timeout: float, log
         if process.poll() is not None:
             raise RuntimeError(f"uvicorn exited at start with status {process.returncode}")
         try:
-            if httpx.get(f"http://{HOST}:{port}/nocache/", timeout=1).status_code == 200:
+            if httpx.get(f"http://{HOST}:{port}{ready_path}", timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
             pass

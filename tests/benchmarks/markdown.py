@@ -128,6 +128,7 @@ def main(argv: list[str]) -> int:
         ("Sync throughput", table(content, "sync_throughput", ",.0f")),
         ("Sync client CPU", table(content, "sync_cpu", ".1f")),
         ("End to end", table(content, "e2e", ",.0f")),
+        ("Sessions end to end", table(content, "sessions", ",.0f")),
     ):
         print(f"## {title}\n\n{text}\n")
     reference = content.get("server_reference", {})

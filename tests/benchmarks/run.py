@@ -14,8 +14,10 @@ Why the run is shaped like this:
   warm-up, so the run takes the same time whatever the contenders' speed.
 
 Parts, in the order they run: the async and sync micro-benchmarks (in rounds),
-the server's own limit (``redis-benchmark``), and end to end (an ASGI app under
-uvicorn, in rounds of its own). docs/benchmarks.md describes each and holds the
+the server's own limit (``redis-benchmark``), end to end (an ASGI app under
+uvicorn, in rounds of its own), and sessions (Django's session middleware
+against ours, under uvicorn, with the end-to-end part's rounds and durations;
+``sessions.py``). docs/benchmarks.md describes each and holds the
 figures of a full run.
 
 Usage: ``python tests/benchmarks/run.py [--quick] [--rounds N] [--duration S]
@@ -42,7 +44,7 @@ if str(ROOT) not in sys.path:  # run as a script: make ``tests.*`` importable
     sys.path.insert(0, str(ROOT))
 
 from tests.benchmarks import contenders as c  # noqa: E402
-from tests.benchmarks import e2e, reference, report  # noqa: E402
+from tests.benchmarks import e2e, reference, report, sessions  # noqa: E402
 from tests.benchmarks.harness import (  # noqa: E402
     Sample,
     Summary,
@@ -81,7 +83,7 @@ QUICK = {
 }
 MAX_OPS = 1_000_000  # per measurement: a bound on the load, never reached in practice
 PIN_CHOICES = ("none", "shared", "split")
-PARTS = ("async", "sync", "server", "e2e")
+PARTS = ("async", "sync", "server", "e2e", "sessions")
 THREADS = 8  # sync throughput: threads, and concurrent requests under ASGI
 
 
@@ -383,6 +385,42 @@ def run_e2e(url: str, args: argparse.Namespace) -> Samples:
     return samples
 
 
+def run_sessions(url: str, args: argparse.Namespace) -> Samples:
+    """Session middleware variants under uvicorn, every one in every round, order rotating."""
+    samples: Samples = {}
+    names = list(sessions.VARIANTS)
+    started = time.monotonic()
+    with e2e.uvicorn_server(ROOT, url, app=sessions.APP, ready_path=sessions.NEW_PATH) as base:
+        keys = sessions.new_sessions(base, e2e.CONNECTIONS)
+        for round_number in range(args.e2e_rounds):
+            results = sessions.measure_round(
+                base,
+                keys,
+                rotated(names, round_number),
+                args.e2e_warmup,
+                args.e2e_duration,
+                args.e2e_slices,
+            )
+            for scenario, by_name in results.items():
+                for name, sample in by_name.items():
+                    for kind, value in (
+                        ("requests_per_second", sample.requests_per_second),
+                        ("p50_ms", sample.percentile_ms(0.50)),
+                        ("p99_ms", sample.percentile_ms(0.99)),
+                        ("errors", float(sample.errors)),
+                    ):
+                        samples.setdefault(kind, {}).setdefault(scenario, {}).setdefault(
+                            name, []
+                        ).append(value)
+            print(
+                f"sessions round {round_number + 1}/{args.e2e_rounds} done "
+                f"({time.monotonic() - started:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
+    return samples
+
+
 # Tables and targets.
 
 Ratios = dict[tuple[str, str, str], Summary]
@@ -397,6 +435,9 @@ ROW_ORDER = (
     c.BUILTIN,
     c.RAW_SYNC,
     e2e.NO_CACHE,
+    sessions.DJANGO,
+    sessions.OURS,
+    sessions.PRELOAD,
 )
 
 
@@ -430,7 +471,10 @@ def build_rows(
 
 
 def build_tables(
-    async_samples: Samples, sync_samples: Samples, e2e_samples: Samples
+    async_samples: Samples,
+    sync_samples: Samples,
+    e2e_samples: Samples,
+    session_samples: Samples | None = None,
 ) -> tuple[dict[str, report.Table], Ratios]:
     tables: dict[str, report.Table] = {}
     ratios: Ratios = {}
@@ -502,6 +546,26 @@ def build_tables(
             rows,
             extra_format=".1f",
         )
+    if session_samples:
+        rows, found = build_rows(
+            session_samples["requests_per_second"],
+            (sessions.DJANGO, sessions.OURS),
+            {
+                "p50 ms": session_samples["p50_ms"],
+                "p99 ms": session_samples["p99_ms"],
+                "errors": session_samples["errors"],
+            },
+        )
+        ratios.update(found)
+        tables["sessions"] = report.Table(
+            f"Sessions end to end, requests/s (higher is better) with {e2e.CONNECTIONS} "
+            "connections, a session each; latency p50/p99 in ms; errors: median per round",
+            "requests/s",
+            ",.0f",
+            (sessions.DJANGO, sessions.OURS),
+            rows,
+            extra_format=".1f",
+        )
     return tables, ratios
 
 
@@ -552,6 +616,7 @@ def main(argv: list[str]) -> int:
     async_samples: Samples = {}
     sync_samples: Samples = {}
     e2e_samples: Samples = {}
+    session_samples: Samples = {}
     try:
         pin(args.pin, server.process.pid if server and server.process else None)
         configure_django(url)
@@ -594,6 +659,8 @@ def main(argv: list[str]) -> int:
                 server_reference = reference.run(url, args.server_requests)
         if "e2e" in args.parts:
             e2e_samples = run_e2e(url, args)
+        if "sessions" in args.parts:
+            session_samples = run_sessions(url, args)
         # Another busy process during the run shows here (the ratios are meant to survive it).
         header["load_average_at_end"] = [round(load, 2) for load in os.getloadavg()]
         header["run_seconds"] = round(time.monotonic() - run_started)
@@ -606,7 +673,7 @@ def main(argv: list[str]) -> int:
         if server is not None:
             server.stop()
 
-    tables, ratios = build_tables(async_samples, sync_samples, e2e_samples)
+    tables, ratios = build_tables(async_samples, sync_samples, e2e_samples, session_samples)
     for table in tables.values():
         report.print_table(table)
     print()
@@ -616,7 +683,12 @@ def main(argv: list[str]) -> int:
     content = report.document(
         header,
         settings,
-        {"async": async_samples, "sync": sync_samples, "e2e": e2e_samples},
+        {
+            "async": async_samples,
+            "sync": sync_samples,
+            "e2e": e2e_samples,
+            "sessions": session_samples,
+        },
         tables,
         targets,
         server_reference,
