@@ -142,8 +142,12 @@ class RedisCache(StructuresMixin, BaseCache):
     def _delete_many(self, keys: Iterable[Key], version: int | None) -> ops.Operation[None]:
         return ops.delete_many(list(self._made_keys(keys, version)))
 
-    def _incr(self, key: Key, delta: int, version: int | None) -> ops.Operation[int]:
-        return ops.incr(self._codec, self._key(key, version), delta, key)
+    def _incr(
+        self, key: Key, delta: int, version: int | None, negate: bool, ignore_key_check: bool
+    ) -> ops.Operation[int]:
+        return ops.incr(
+            self._codec, self._key(key, version), delta, key, negate, create=ignore_key_check
+        )
 
     def _incr_version(
         self, key: Key, delta: int, version: int | None
@@ -152,7 +156,7 @@ class RedisCache(StructuresMixin, BaseCache):
             version = self.version
         source = self._key(key, version)
         target = self._key(key, version + delta)
-        return ops.rename(source, target, key), version + delta
+        return ops.rename(self._codec, source, target, key), version + delta
 
     def _expire(
         self, key: Key, command: str, when: int, version: int | None
@@ -218,6 +222,7 @@ class RedisCache(StructuresMixin, BaseCache):
         timeout: Timeout = DEFAULT_TIMEOUT,
         version: int | None = None,
     ) -> Any:
+        default = _ComputedOnce.wrap(default)
         value = self._sync.run(self._get_or_set(key, default, timeout, version), _UNAVAILABLE)
         return _computed(default) if value is _UNAVAILABLE else value
 
@@ -246,11 +251,23 @@ class RedisCache(StructuresMixin, BaseCache):
     def delete_many(self, keys: Iterable[Key], version: int | None = None) -> None:
         self._sync.run(self._delete_many(keys, version))
 
-    def incr(self, key: Key, delta: int = 1, version: int | None = None) -> int:
-        return self._sync.run(self._incr(key, delta, version))
+    def incr(
+        self,
+        key: Key,
+        delta: int = 1,
+        version: int | None = None,
+        ignore_key_check: bool = False,
+    ) -> int:
+        return self._sync.run(self._incr(key, delta, version, False, ignore_key_check))
 
-    def decr(self, key: Key, delta: int = 1, version: int | None = None) -> int:
-        return self._sync.run(self._incr(key, -delta, version))
+    def decr(
+        self,
+        key: Key,
+        delta: int = 1,
+        version: int | None = None,
+        ignore_key_check: bool = False,
+    ) -> int:
+        return self._sync.run(self._incr(key, delta, version, True, ignore_key_check))
 
     def incr_version(self, key: Key, delta: int = 1, version: int | None = None) -> int:
         operation, new_version = self._incr_version(key, delta, version)
@@ -367,6 +384,7 @@ class RedisCache(StructuresMixin, BaseCache):
         timeout: Timeout = DEFAULT_TIMEOUT,
         version: int | None = None,
     ) -> Any:
+        default = _ComputedOnce.wrap(default)
         operation = self._get_or_set(key, default, timeout, version)
         value = await self._async.run(operation, _UNAVAILABLE)
         return _computed(default) if value is _UNAVAILABLE else value
@@ -396,11 +414,23 @@ class RedisCache(StructuresMixin, BaseCache):
     async def adelete_many(self, keys: Iterable[Key], version: int | None = None) -> None:
         await self._async.run(self._delete_many(keys, version))
 
-    async def aincr(self, key: Key, delta: int = 1, version: int | None = None) -> int:
-        return await self._async.run(self._incr(key, delta, version))
+    async def aincr(
+        self,
+        key: Key,
+        delta: int = 1,
+        version: int | None = None,
+        ignore_key_check: bool = False,
+    ) -> int:
+        return await self._async.run(self._incr(key, delta, version, False, ignore_key_check))
 
-    async def adecr(self, key: Key, delta: int = 1, version: int | None = None) -> int:
-        return await self._async.run(self._incr(key, -delta, version))
+    async def adecr(
+        self,
+        key: Key,
+        delta: int = 1,
+        version: int | None = None,
+        ignore_key_check: bool = False,
+    ) -> int:
+        return await self._async.run(self._incr(key, delta, version, True, ignore_key_check))
 
     async def aincr_version(self, key: Key, delta: int = 1, version: int | None = None) -> int:
         operation, new_version = self._incr_version(key, delta, version)
@@ -490,6 +520,29 @@ _UNAVAILABLE: Any = object()
 
 def _computed(default: Any) -> Any:
     return default() if callable(default) else default
+
+
+class _ComputedOnce:
+    """A callable default of ``get_or_set``, called at most once: when the server
+    fails after the miss (ignore-exceptions mode), the caller gets the value the
+    operation already computed rather than a second call."""
+
+    __slots__ = ("_function", "_value")
+
+    _NOT_YET: Any = object()
+
+    def __init__(self, function: Callable[[], Any]) -> None:
+        self._function = function
+        self._value = self._NOT_YET
+
+    @classmethod
+    def wrap(cls, default: Any) -> Any:
+        return cls(default) if callable(default) else default
+
+    def __call__(self) -> Any:
+        if self._value is self._NOT_YET:
+            self._value = self._function()
+        return self._value
 
 
 def _reverse_key_function(setting: Any) -> Callable[[str], Any] | None:
