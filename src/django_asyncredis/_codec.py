@@ -27,7 +27,7 @@ members across keys, which needs equal values to be equal bytes everywhere.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from django_asyncredis.compressors import Compressor
@@ -63,28 +63,21 @@ def _builtin_compressors() -> list[Compressor]:
 class Codec:
     """Encodes and decodes for one serializer and compressor.
 
-    ``dumps`` and ``loads`` are chosen once, at construction: the plain methods,
-    or, for a key-binding serializer, the ones that pass the key and never store
-    raw integers. So the hot path of a plain serializer pays nothing for signing.
+    Built for a key-binding serializer, it is a ``KeyBindingCodec`` (chosen in
+    ``__new__``, so every caller keeps writing ``Codec(...)``): the plain methods
+    stay exactly as cheap as they were, with no "does it sign?" test per call.
     """
 
-    __slots__ = (
-        "_bind",
-        "_compress",
-        "_decoders",
-        "_dumps",
-        "_loads",
-        "_min_length",
-        "_special",
-        "binds_keys",
-        "dumps",
-        "loads",
-    )
+    __slots__ = ("_compress", "_decoders", "_dumps", "_loads", "_min_length", "_special")
 
-    #: Bytes (or a raw int) for a cache value stored under ``key``.
-    dumps: Callable[[Any, str], bytes | int]
-    #: The cache value stored under ``key``; ``CorruptValueError`` if undecodable.
-    loads: Callable[[bytes, str], Any]
+    #: True when values are signed for their key: ints are not raw, so ``incr``
+    #: cannot use INCRBY and reads-then-writes in a transaction instead.
+    binds_keys = False
+
+    def __new__(cls, serializer: Serializer, *args: Any, **kwargs: Any) -> Codec:
+        if cls is Codec and isinstance(serializer, KeyBindingSerializer):
+            cls = KeyBindingCodec
+        return object.__new__(cls)
 
     def __init__(
         self,
@@ -105,27 +98,23 @@ class Codec:
             for magic in each.magics:
                 self._decoders.setdefault(magic[0], []).append((magic, each.decompress))
         self._special = frozenset({ESCAPE, *_INTEGER_FIRST_BYTES, *self._decoders})
-        #: True when values are signed for their key: ints are not raw, so ``incr``
-        #: cannot use INCRBY and reads-then-writes in a transaction instead.
-        self.binds_keys = isinstance(serializer, KeyBindingSerializer)
-        self._bind: KeyBindingSerializer | None = None
-        if self.binds_keys:
-            self._bind = serializer  # type: ignore[assignment]
-            self.dumps = self._dumps_bound
-            self.loads = self._loads_bound
-        else:
-            self.dumps = self._dumps_plain
-            self.loads = self._loads_plain
 
-    # Cache values: bound to their key when the serializer binds keys.
-
-    def _dumps_plain(self, value: Any, key: str) -> bytes | int:
-        """Bytes for Redis; an int is returned as is (redis-py sends it as decimal text)."""
+    def dumps(self, value: Any, key: str) -> bytes | int:
+        """Bytes for a cache value under ``key``; an int is returned as is
+        (redis-py sends it as decimal text)."""
         if type(value) is int:
             return value
-        return self._frame(self._dumps(value))
+        payload = self._dumps(value)
+        if self._compress is not None and len(payload) >= self._min_length:
+            compressed = self._compress(payload)
+            if len(compressed) < len(payload):
+                return compressed
+        if not payload or payload[0] in self._special:
+            return b"\x00" + payload
+        return payload
 
-    def _loads_plain(self, data: bytes, key: str) -> Any:
+    def loads(self, data: bytes, key: str) -> Any:
+        """The cache value stored under ``key``; ``CorruptValueError`` if undecodable."""
         try:
             first = data[0]
             if first not in self._special:
@@ -138,35 +127,19 @@ class Codec:
         except CorruptValueError:
             raise
         except Exception as exc:
-            if not data:  # written by an older version, which stored b"" unescaped
+            if not data:  # written by an older release, which stored b"" unescaped
                 return self._decoded(self._loads, data, key)
             raise _corrupt(data, key, exc) from exc
 
-    def _dumps_bound(self, value: Any, key: str) -> bytes:
-        assert self._bind is not None
-        return self._frame(self._bind.dumps_for_key(value, key))
-
-    def _loads_bound(self, data: bytes, key: str) -> Any:
-        assert self._bind is not None
-        bind = self._bind
-        return self._decoded(lambda payload: bind.loads_for_key(payload, key), data, key)
-
-    # Structure members: never bound to a key.
-
     def dumps_member(self, value: Any) -> bytes | int:
         """A set/sorted-set member or hash value: the same bytes under any key."""
-        if type(value) is int and not self.binds_keys:
-            return value
-        return self._frame(self._dumps(value))
+        return self.dumps(value, "")
 
     def loads_member(self, data: bytes, key: str) -> Any:
-        if self.binds_keys:
-            return self._decoded(self._loads, data, key)
-        return self._loads_plain(data, key)
-
-    # The frame around a payload.
+        return self.loads(data, key)
 
     def _frame(self, payload: bytes) -> bytes:
+        """``payload`` compressed, or escaped when its first byte is ambiguous."""
         if self._compress is not None and len(payload) >= self._min_length:
             compressed = self._compress(payload)
             if len(compressed) < len(payload):
@@ -203,6 +176,38 @@ class Codec:
             if data.startswith(magic):
                 return decompress(data)  # type: ignore[no-any-return]
         return data  # a first byte shared with a magic, but no magic: a plain payload
+
+
+class KeyBindingCodec(Codec):
+    """For a key-binding serializer: cache values signed with their key, and no
+    raw integers anywhere (a bare number under a key is refused like any forgery)."""
+
+    __slots__ = ("_bound",)
+
+    binds_keys = True
+
+    def __init__(
+        self,
+        serializer: Serializer,
+        compressor: Compressor | None = None,
+        compress_min_length: int = 256,
+    ) -> None:
+        super().__init__(serializer, compressor, compress_min_length)
+        assert isinstance(serializer, KeyBindingSerializer)
+        self._bound = serializer
+
+    def dumps(self, value: Any, key: str) -> bytes:
+        return self._frame(self._bound.dumps_for_key(value, key))
+
+    def loads(self, data: bytes, key: str) -> Any:
+        bound = self._bound
+        return self._decoded(lambda payload: bound.loads_for_key(payload, key), data, key)
+
+    def dumps_member(self, value: Any) -> bytes:
+        return self._frame(self._dumps(value))
+
+    def loads_member(self, data: bytes, key: str) -> Any:
+        return self._decoded(self._loads, data, key)
 
 
 def _corrupt(data: bytes, key: str, exc: Exception) -> CorruptValueError:
