@@ -152,6 +152,9 @@ class AsyncCore:
         except CONNECTION_ERRORS as exc:
             self._forget_topology()
             raise_translated(exc, server)
+        except (MovedError, AskError):
+            self._forget_topology()  # the operation may start over on the right node
+            raise
         finally:
             if not finished:
                 await connection.disconnect(nowait=True)  # closes at once, cannot be interrupted

@@ -41,11 +41,14 @@ from typing import Any, TypeVar
 
 from django.core.exceptions import SynchronousOnlyOperation
 from redis.exceptions import (
+    AskError,
     ClusterCrossSlotError,
     LockError,
     LockNotOwnedError,
+    MovedError,
     NoPermissionError,
     ResponseError,
+    TryAgainError,
     WatchError,
 )
 
@@ -332,7 +335,10 @@ def incr(
                 raise ValueError(f"Key {name!r} not found.")
             return int(value)
     for attempt in range(CAS_ATTEMPTS):
-        result = yield Pinned(key, _add_in_transaction(codec, key, amount, name, create))
+        try:
+            result = yield Pinned(key, _add_in_transaction(codec, key, amount, name, create))
+        except (MovedError, AskError, TryAgainError):
+            result = _CONFLICT  # a cluster slot moving: the driver refreshes the map
         if result is _MISSING:
             raise ValueError(f"Key {name!r} not found.")
         if result is not _CONFLICT:
@@ -443,7 +449,10 @@ def rename(codec: Codec, source: str, target: str, name: Any) -> Operation[bool]
 
 def _move_and_resign(codec: Codec, source: str, target: str, name: Any) -> Operation[bool]:
     for attempt in range(CAS_ATTEMPTS):
-        result = yield Pinned(source, _resign_in_transaction(codec, source, target))
+        try:
+            result = yield Pinned(source, _resign_in_transaction(codec, source, target))
+        except (MovedError, AskError, TryAgainError):
+            result = _CONFLICT  # a cluster slot moving: the driver refreshes the map
         if result is _MISSING:
             raise ValueError(f"Key {name!r} not found.")
         if result is _CONFLICT:
@@ -480,7 +489,7 @@ def _resign_in_transaction(codec: Codec, source: str, target: str) -> Operation[
     except ResponseError as exc:
         # Queued in a cluster with the target on another slot: the EXEC was
         # aborted (EXECABORT), which ended the WATCH and MULTI too.
-        if "CROSSSLOT" in str(exc) or "MOVED" in str(exc) or "EXECABORT" in str(exc):
+        if isinstance(exc, (MovedError, AskError, ClusterCrossSlotError)):
             return (stored, expiry)
         raise
     return _CONFLICT if moved is None else True

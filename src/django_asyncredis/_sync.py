@@ -153,6 +153,9 @@ class SyncAdapter:
         except CONNECTION_ERRORS as exc:
             self._forget_topology()
             raise_translated(exc, server)
+        except (MovedError, AskError):
+            self._forget_topology()  # the operation may start over on the right node
+            raise
         finally:
             if not finished:
                 connection.disconnect()
