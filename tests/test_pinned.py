@@ -29,7 +29,13 @@ def pinned(key: str, nested: ops.Operation[Any]) -> ops.Operation[Any]:
 
 
 def clients_inside_multi(raw: Any) -> list[dict[str, Any]]:
-    return [client for client in raw.client_list() if int(client["multi"]) != -1]
+    """Connections in a MULTI (flag ``x``) or, where the server reports it (Redis
+    7.4+, Valkey), holding a WATCH."""
+    return [
+        client
+        for client in raw.client_list()
+        if "x" in client["flags"] or int(client.get("watch", 0)) > 0
+    ]
 
 
 def reads_after(cache: RedisCache, path: str, raw: Any) -> list[Any]:

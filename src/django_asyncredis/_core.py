@@ -33,6 +33,7 @@ from django_asyncredis._operations import (
     Command,
     Emit,
     Offload,
+    OnPrimary,
     OnServer,
     Operation,
     Pinned,
@@ -230,7 +231,7 @@ class AsyncCore:
                 topology.stale = True
                 continue  # the map changed: refresh and go again at once
             except AskError as exc:
-                if type(request) is tuple:  # a slot being migrated: ask its new node
+                if type(request) in (tuple, OnPrimary):  # a slot migrating: ask its new node
                     target = topology.node(exc.host, exc.port)
                     asking = Batch((("ASKING",), request))
                     return (await _send(async_pool(target), asking))[1]

@@ -616,7 +616,8 @@ def lock_owned(name: str, token: bytes | None) -> Operation[bool]:
 
 def route(servers: Sequence[Any], request: Request) -> Any:
     """The server a request goes to: a random replica for a single read-only
-    command when replicas are configured, else the leader (``servers[0]``)."""
+    command when replicas are configured, else the leader (``servers[0]``).
+    An ``OnPrimary`` command is not a plain tuple, so it always gets the leader."""
     if len(servers) > 1 and type(request) is tuple and request[0] in READ_ONLY:
         return servers[random.randrange(1, len(servers))]
     return servers[0]
