@@ -234,3 +234,24 @@ def test_another_redis_error_is_raised_as_is(
         assert raw.get(":1:n") == b"1"
     finally:
         raw.execute_command("ACL", "DELUSER", "reader")
+
+
+@pytest.fixture(scope="module")
+def server_without_eval() -> Iterator[Any]:
+    """A server where EVAL was renamed away, as some managed services do."""
+    from tests.servers import ServerProcess
+
+    server = ServerProcess(["--rename-command", "EVAL", ""]).start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("path", ["sync", "async"])
+def test_no_update_is_lost_on_a_server_without_eval(server_without_eval: Any, path: str) -> None:
+    """EVAL answers "unknown command": incr takes the transaction path too."""
+    cache = RedisCache(server_without_eval.url, {"KEY_PREFIX": path})
+    cache.set("hits", 0)
+    increment_concurrently(cache, path, "hits")
+    assert cache.get("hits") == THREADS * ROUNDS
+    with pytest.raises(ValueError, match="not found"):
+        cache.incr("missing")

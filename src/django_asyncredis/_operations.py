@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import operator
 import random
+import re
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any, TypeVar
@@ -412,7 +413,11 @@ def _scripting_denied(exc: ResponseError) -> bool:
     such command (renamed or removed by a managed service)."""
     text = str(exc).lower()
     denied = isinstance(exc, NoPermissionError) or text.startswith("noperm")
-    return (denied or "unknown command" in text) and "'eval'" in text
+    return (denied or "unknown command" in text) and _NAMES_EVAL.search(text) is not None
+
+
+#: The command named in the error, quoted as Redis 6 (`eval`) or 7+ ('eval') does.
+_NAMES_EVAL = re.compile(r"['`]eval['`]")
 
 
 def _raise_wrong_type(exc: ResponseError, name: Any) -> None:
