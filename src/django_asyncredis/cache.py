@@ -258,6 +258,9 @@ class RedisCache(StructuresMixin, BaseCache):
         version: int | None = None,
         ignore_key_check: bool = False,
     ) -> int:
+        """Add ``delta`` atomically. A missing key raises ``ValueError`` (Django's
+        contract) or, with ``ignore_key_check`` (django-redis's), is created
+        holding ``delta``; a delta that is not an integer raises ``TypeError``."""
         return self._sync.run(self._incr(key, delta, version, False, ignore_key_check))
 
     def decr(
