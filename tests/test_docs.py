@@ -346,7 +346,7 @@ def _drive_operation_get(get: Any, env: Env) -> None:
     from django_asyncredis import _operations
 
     codec = env.cache._codec
-    stored = codec.dumps({"a": 1})
+    stored = codec.dumps({"a": 1}, "key")
     for operation in (get, _operations.get):
         for reply, result in ((None, "default"), (stored, {"a": 1})):
             steps = operation(codec, "key", "default")

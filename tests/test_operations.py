@@ -350,3 +350,26 @@ def test_get_or_set_returns_the_value_another_caller_added_first(cache: Any, raw
         operation.send(cache._sync._execute(add_and_read))
     assert done.value.value == "theirs"
     assert cache.get("key") == "theirs"
+
+
+@pytest.mark.parametrize("path", ["sync", "async"])
+def test_get_or_set_calls_the_default_once_when_the_server_fails_after_the_miss(
+    make_cache: Any, raw: Any, path: str
+) -> None:
+    """Ignore-exceptions mode: a failure between the GET and the SET NX returns the
+    value already computed, instead of calling the default a second time."""
+    import asyncio
+
+    cache = make_cache(OPTIONS={"IGNORE_EXCEPTIONS": True, "SOCKET_TIMEOUT": 0.2})
+    calls = []
+
+    def default() -> str:
+        calls.append(1)
+        raw.execute_command("CLIENT", "PAUSE", 600, "ALL")  # the SET NX times out
+        return f"computed {len(calls)}"
+
+    if path == "sync":
+        value = cache.get_or_set("key", default)
+    else:
+        value = asyncio.run(cache.aget_or_set("key", default))
+    assert (value, len(calls)) == ("computed 1", 1)

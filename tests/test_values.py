@@ -228,3 +228,165 @@ def test_signed_serializer_defaults_to_secret_key_and_accepts_fallbacks(
     with override_settings(SECRET_KEY="new-secret", SECRET_KEY_FALLBACKS=["old-secret"]):
         reader = make_cache(OPTIONS={"SERIALIZER": SIGNED, "PICKLE_VERSION": 5})
         assert through(reader, "get", "key") == "value"
+
+
+def test_a_bare_integer_written_under_a_key_is_refused(
+    make_cache: Any, raw: Any, through: Any
+) -> None:
+    """Was: ``SET <prefix>:1:user_id 1`` by anyone with server access read back as 1."""
+    cache = make_cache(OPTIONS={"SERIALIZER": SIGNED, "SIGNING_KEY": "k1"})
+    raw.set(":1:user_id", 1)
+    with pytest.raises(CorruptValueError, match="signature"):
+        through(cache, "get", "user_id")
+
+
+def test_integers_are_signed_too(make_cache: Any, raw: Any, through: Any) -> None:
+    cache = make_cache(OPTIONS={"SERIALIZER": SIGNED, "SIGNING_KEY": "k1"})
+    through(cache, "set", "n", 41)
+    assert not raw.get(":1:n").isdigit()
+    assert through(cache, "incr", "n") == 42
+    assert not raw.get(":1:n").isdigit()
+    assert through(cache, "get", "n") == 42
+
+
+def test_a_signed_value_copied_to_another_key_is_refused(
+    make_cache: Any, raw: Any, through: Any
+) -> None:
+    """Was: copying alice's ``{"is_admin": True}`` onto mallory's key was accepted."""
+    cache = make_cache(OPTIONS={"SERIALIZER": SIGNED, "SIGNING_KEY": "k1"})
+    through(cache, "set", "user:alice", {"is_admin": True})
+    through(cache, "set", "user:mallory", {"is_admin": False})
+    raw.set(":1:user:mallory", raw.get(":1:user:alice"))
+    raw.set(":2:user:alice", raw.get(":1:user:alice"))  # another version is another key
+    with pytest.raises(CorruptValueError, match="signature"):
+        through(cache, "get", "user:mallory")
+    with pytest.raises(CorruptValueError, match="signature"):
+        through(cache, "get", "user:alice", version=2)
+    assert through(cache, "get", "user:alice") == {"is_admin": True}
+
+
+def test_a_value_in_the_earlier_unbound_format_is_refused_with_a_clear_message(
+    make_cache: Any, raw: Any, through: Any
+) -> None:
+    """Signed by an earlier release (or copied from a set): refused, the message says why."""
+    from django_asyncredis.serializers.signed import SignedPickleSerializer
+
+    cache = make_cache(OPTIONS={"SERIALIZER": SIGNED, "SIGNING_KEY": "k1"})
+    earlier = SignedPickleSerializer({"SIGNING_KEY": "k1"}).dumps({"is_admin": True})
+    raw.set(":1:user", earlier)
+    with pytest.raises(CorruptValueError, match=r"does not cover its key.*migration"):
+        through(cache, "get", "user")
+
+
+def test_signed_values_survive_compression(make_cache: Any, through: Any) -> None:
+    cache = make_cache(
+        OPTIONS={"SERIALIZER": SIGNED, "SIGNING_KEY": "k1", "COMPRESSOR": COMPRESSORS["zlib"]}
+    )
+    through(cache, "set", "big", "x" * 5000)
+    through(cache, "set", "n", 7)
+    assert through(cache, "get", "big") == "x" * 5000
+    assert through(cache, "incr", "n") == 8
+
+
+def test_incr_version_re_signs_the_value_for_its_new_key(
+    make_cache: Any, raw: Any, through: Any
+) -> None:
+    """RENAME would move bytes signed for the old key; the value is verified, signed
+    for the new key and moved in one transaction, keeping its expiry."""
+    cache = make_cache(OPTIONS={"SERIALIZER": SIGNED, "SIGNING_KEY": "k1"})
+    through(cache, "set", "key", {"a": 1}, 100)
+    through(cache, "set", "n", 5, None)
+    assert through(cache, "incr_version", "key") == 2
+    assert through(cache, "decr_version", "n") == 0
+    assert through(cache, "get", "key", version=2) == {"a": 1}
+    assert through(cache, "get", "n", version=0) == 5
+    assert raw.exists(":1:key", ":1:n") == 0
+    assert 0 < raw.pttl(":2:key") <= 100_000
+    assert raw.pttl(":0:n") == -1
+
+
+def test_incr_version_refuses_to_re_sign_a_forged_value(
+    make_cache: Any, raw: Any, through: Any
+) -> None:
+    """A forged value is never laundered into a validly signed one; nothing moves."""
+    cache = make_cache(OPTIONS={"SERIALIZER": SIGNED, "SIGNING_KEY": "k1"})
+    raw.set(":1:key", pickle.dumps(Exploit()))
+    with pytest.raises(CorruptValueError, match="signature"):
+        through(cache, "incr_version", "key")
+    assert raw.exists(":1:key") == 1
+    assert raw.exists(":2:key") == 0
+    assert RAN == []
+
+
+def test_incr_version_of_a_missing_signed_key_raises_value_error(
+    make_cache: Any, through: Any
+) -> None:
+    cache = make_cache(OPTIONS={"SERIALIZER": SIGNED, "SIGNING_KEY": "k1"})
+    with pytest.raises(ValueError, match="not found"):
+        through(cache, "incr_version", "missing")
+
+
+def test_signed_set_members_compare_across_keys(make_cache: Any, through: Any) -> None:
+    """Members are signed but not bound to their key: set algebra still works."""
+    cache = make_cache(OPTIONS={"SERIALIZER": SIGNED, "SIGNING_KEY": "k1"})
+    through(cache, "sadd", "a", "x", "y", 1)
+    through(cache, "sadd", "b", "y", 1)
+    assert through(cache, "sinter", "a", "b") == {"y", 1}
+    assert through(cache, "smembers", "a") == {"x", "y", 1}
+
+
+def test_a_bare_integer_member_is_refused_under_signing(
+    make_cache: Any, raw: Any, through: Any
+) -> None:
+    cache = make_cache(OPTIONS={"SERIALIZER": SIGNED, "SIGNING_KEY": "k1"})
+    raw.sadd(":1:s", 1)
+    with pytest.raises(CorruptValueError, match="signature"):
+        through(cache, "smembers", "s")
+
+
+# Empty payloads
+
+
+class EmptyStringSerializer:
+    """Writes the empty string as no bytes at all."""
+
+    def dumps(self, value: Any) -> bytes:
+        return value.encode()  # type: ignore[no-any-return]
+
+    def loads(self, data: bytes) -> Any:
+        return data.decode()
+
+
+def test_an_empty_payload_round_trips(make_cache: Any, through: Any) -> None:
+    """Was: ``IndexError`` wrapped as ``CorruptValueError`` on the read."""
+    cache = make_cache(OPTIONS={"SERIALIZER": "tests.test_values.EmptyStringSerializer"})
+    through(cache, "set", "key", "")
+    through(cache, "set_many", {"a": "", "b": "b"})
+    assert through(cache, "get", "key") == ""
+    assert through(cache, "get_many", ["a", "b"]) == {"a": "", "b": "b"}
+
+
+def test_an_empty_value_stored_by_an_earlier_release_reads_back(
+    make_cache: Any, raw: Any, through: Any
+) -> None:
+    cache = make_cache(OPTIONS={"SERIALIZER": "tests.test_values.EmptyStringSerializer"})
+    raw.set(":1:key", b"")
+    assert through(cache, "get", "key") == ""
+
+
+def test_empty_bytes_under_pickle_are_a_clear_corrupt_value(api: Any, raw: Any) -> None:
+    raw.set(":1:key", b"")
+    with pytest.raises(CorruptValueError, match="':1:key' \\(0 bytes\\)"):
+        api.get("key")
+
+
+# Structure members
+
+
+def test_equal_dicts_in_another_order_are_different_members(api: Any) -> None:
+    """Documented (docs/structures.md): members compare by their pickled bytes."""
+    assert api.sadd("s", {"a": 1, "b": 2}) == 1
+    assert api.sadd("s", {"b": 2, "a": 1}) == 1
+    assert api.scard("s") == 2
+    assert api.sismember("s", {"a": 1, "b": 2}) is True
+    assert api.sadd("s", 1, 1.0) == 2

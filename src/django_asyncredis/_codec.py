@@ -2,18 +2,27 @@
 
 - Integers (exactly ``int``, not ``bool``) are stored as decimal text, so the
   server's INCRBY works on them and ``incr`` stays atomic even for keys written
-  with ``set(key, 5)``.
+  with ``set(key, 5)``. Not under a key-binding serializer (the signed one):
+  there every value, integers included, goes through the serializer, so a
+  number written by anyone without the key is refused like any other value.
 - Anything else goes through the serializer, then, when a compressor is set and
   the payload is at least ``compress_min_length`` bytes and shrinks, through the
   compressor, whose output starts with its format's magic bytes.
-- An uncompressed payload that happens to start like an integer or like a
-  compressed frame is prefixed with one ``ESCAPE`` byte, so reading is never
-  ambiguous. Pickle (protocol 2+) starts with 0x80 and never needs it.
+- An uncompressed payload that is empty, or that happens to start like an
+  integer or like a compressed frame, is prefixed with one ``ESCAPE`` byte, so
+  reading is never ambiguous. Pickle (protocol 2+) starts with 0x80 and never
+  needs it.
 
 Reading decides by the first byte, never by trying decoders in turn on the hot
 path. The format is also Django's built-in backend's and django-redis's (their
 compressed values carry the same standard magic bytes), so switching backends,
 or switching compression on or off, keeps existing entries readable.
+
+Cache values are encoded for the Redis key they are stored under (``dumps(value,
+key)``): a key-binding serializer signs the key with the value, so a value
+copied to another key is refused. Members of sets and sorted sets and values of
+hashes (``dumps_member``) are not bound to their key: set operations compare
+members across keys, which needs equal values to be equal bytes everywhere.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from typing import Any
 
 from django_asyncredis.compressors import Compressor
 from django_asyncredis.errors import CorruptValueError
-from django_asyncredis.serializers import Serializer
+from django_asyncredis.serializers import KeyBindingSerializer, Serializer
 
 ESCAPE = 0x00
 _INTEGER_FIRST_BYTES = frozenset(b"-0123456789")
@@ -52,7 +61,23 @@ def _builtin_compressors() -> list[Compressor]:
 
 
 class Codec:
+    """Encodes and decodes for one serializer and compressor.
+
+    Built for a key-binding serializer, it is a ``KeyBindingCodec`` (chosen in
+    ``__new__``, so every caller keeps writing ``Codec(...)``): the plain methods
+    stay exactly as cheap as they were, with no "does it sign?" test per call.
+    """
+
     __slots__ = ("_compress", "_decoders", "_dumps", "_loads", "_min_length", "_special")
+
+    #: True when values are signed for their key: ints are not raw, so ``incr``
+    #: cannot use INCRBY and reads-then-writes in a transaction instead.
+    binds_keys = False
+
+    def __new__(cls, serializer: Serializer, *args: Any, **kwargs: Any) -> Codec:
+        if cls is Codec and isinstance(serializer, KeyBindingSerializer):
+            cls = KeyBindingCodec
+        return object.__new__(cls)
 
     def __init__(
         self,
@@ -74,8 +99,9 @@ class Codec:
                 self._decoders.setdefault(magic[0], []).append((magic, each.decompress))
         self._special = frozenset({ESCAPE, *_INTEGER_FIRST_BYTES, *self._decoders})
 
-    def dumps(self, value: Any) -> bytes | int:
-        """Bytes for Redis; an int is returned as is (redis-py sends it as decimal text)."""
+    def dumps(self, value: Any, key: str) -> bytes | int:
+        """Bytes for a cache value under ``key``; an int is returned as is
+        (redis-py sends it as decimal text)."""
         if type(value) is int:
             return value
         payload = self._dumps(value)
@@ -83,11 +109,12 @@ class Codec:
             compressed = self._compress(payload)
             if len(compressed) < len(payload):
                 return compressed
-        if payload and payload[0] in self._special:
+        if not payload or payload[0] in self._special:
             return b"\x00" + payload
         return payload
 
     def loads(self, data: bytes, key: str) -> Any:
+        """The cache value stored under ``key``; ``CorruptValueError`` if undecodable."""
         try:
             first = data[0]
             if first not in self._special:
@@ -100,10 +127,42 @@ class Codec:
         except CorruptValueError:
             raise
         except Exception as exc:
-            raise CorruptValueError(
-                f"The value stored under {key!r} ({len(data)} bytes) could not be decoded: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
+            if not data:  # written by an older release, which stored b"" unescaped
+                return self._decoded(self._loads, data, key)
+            raise _corrupt(data, key, exc) from exc
+
+    def dumps_member(self, value: Any) -> bytes | int:
+        """A set/sorted-set member or hash value: the same bytes under any key."""
+        return self.dumps(value, "")
+
+    def loads_member(self, data: bytes, key: str) -> Any:
+        return self.loads(data, key)
+
+    def _frame(self, payload: bytes) -> bytes:
+        """``payload`` compressed, or escaped when its first byte is ambiguous."""
+        if self._compress is not None and len(payload) >= self._min_length:
+            compressed = self._compress(payload)
+            if len(compressed) < len(payload):
+                return compressed
+        if not payload or payload[0] in self._special:
+            return b"\x00" + payload
+        return payload
+
+    def _decoded(self, loads: Any, data: bytes, key: str) -> Any:
+        """``loads`` of the payload inside ``data``, with no integer shortcut."""
+        try:
+            if not data:
+                return loads(data)
+            first = data[0]
+            if first == ESCAPE:
+                return loads(data[1:])
+            if first in self._decoders:
+                return loads(self._decompress(data))
+            return loads(data)
+        except CorruptValueError:
+            raise
+        except Exception as exc:
+            raise _corrupt(data, key, exc) from exc
 
     def _integer(self, data: bytes) -> Any:
         try:
@@ -117,3 +176,42 @@ class Codec:
             if data.startswith(magic):
                 return decompress(data)  # type: ignore[no-any-return]
         return data  # a first byte shared with a magic, but no magic: a plain payload
+
+
+class KeyBindingCodec(Codec):
+    """For a key-binding serializer: cache values signed with their key, and no
+    raw integers anywhere (a bare number under a key is refused like any forgery)."""
+
+    __slots__ = ("_bound",)
+
+    binds_keys = True
+
+    def __init__(
+        self,
+        serializer: Serializer,
+        compressor: Compressor | None = None,
+        compress_min_length: int = 256,
+    ) -> None:
+        super().__init__(serializer, compressor, compress_min_length)
+        assert isinstance(serializer, KeyBindingSerializer)
+        self._bound = serializer
+
+    def dumps(self, value: Any, key: str) -> bytes:
+        return self._frame(self._bound.dumps_for_key(value, key))
+
+    def loads(self, data: bytes, key: str) -> Any:
+        bound = self._bound
+        return self._decoded(lambda payload: bound.loads_for_key(payload, key), data, key)
+
+    def dumps_member(self, value: Any) -> bytes:
+        return self._frame(self._dumps(value))
+
+    def loads_member(self, data: bytes, key: str) -> Any:
+        return self._decoded(self._loads, data, key)
+
+
+def _corrupt(data: bytes, key: str, exc: Exception) -> CorruptValueError:
+    return CorruptValueError(
+        f"The value stored under {key!r} ({len(data)} bytes) could not be decoded: "
+        f"{type(exc).__name__}: {exc}"
+    )

@@ -34,8 +34,10 @@ from django_asyncredis._operations import (
     Command,
     Emit,
     Offload,
+    OnPrimary,
     OnServer,
     Operation,
+    Pinned,
     Request,
     Sleep,
     route,
@@ -131,7 +133,59 @@ class AsyncCore:
             return await self._primaries()
         if isinstance(request, OnServer):
             return await self._on_server(request.server, request.command)
+        if isinstance(request, Pinned):
+            return await self._pinned(request)
         return await self._execute(request)
+
+    async def _pinned(self, request: Pinned) -> Any:
+        """Run a nested operation on one connection to the key's primary, taken out
+        of the pool for its duration; nothing is re-sent. Ended by an exception or
+        a cancellation, the connection is closed rather than pooled, so no WATCH or
+        MULTI state reaches the next caller."""
+        server = await self._primary_for(request.key)
+        pool = async_pool(server)
+        connection: Any = await pool.acquire()
+        operation = request.operation
+        finished = False
+        try:
+            step = operation.send(None)
+            while True:
+                try:
+                    reply = await _exchange(connection, step, pool.command_timeout)
+                except ResponseError as exc:
+                    step = operation.throw(exc)
+                else:
+                    step = operation.send(reply)
+        except StopIteration as stop:
+            finished = True
+            return stop.value
+        except CONNECTION_ERRORS as exc:
+            self._forget_topology()
+            raise_translated(exc, server)
+        except (MovedError, AskError):
+            self._forget_topology()  # the operation may start over on the right node
+            raise
+        finally:
+            if not finished:
+                await connection.disconnect(nowait=True)  # closes at once, cannot be interrupted
+            pool.release(connection)
+
+    async def _primary_for(self, key: str) -> Server:
+        topology = self._config.topology
+        if isinstance(topology, ClusterMap):
+            if topology.stale:
+                await self._refresh_cluster(topology)
+            return topology.server_for_key(key)
+        if isinstance(topology, SentinelState):
+            return topology.primary or await self._resolve_primary(topology)
+        return self._servers[0]
+
+    def _forget_topology(self) -> None:
+        topology = self._config.topology
+        if isinstance(topology, ClusterMap):
+            topology.stale = True
+        elif isinstance(topology, SentinelState):
+            topology.forget()
 
     async def _primaries(self) -> list[Server]:
         topology = self._config.topology
@@ -190,7 +244,7 @@ class AsyncCore:
                 topology.stale = True
                 continue  # the map changed: refresh and go again at once
             except AskError as exc:
-                if type(request) is tuple:  # a slot being migrated: ask its new node
+                if type(request) in (tuple, OnPrimary):  # a slot migrating: ask its new node
                     target = topology.node(exc.host, exc.port)
                     asking = Batch((("ASKING",), request))
                     return (await _send(async_pool(target), asking))[1]
@@ -343,6 +397,19 @@ async def _send(pool: AsyncConnectionPool, request: Any) -> Any:
                 raise
         finally:
             pool.release(connection)
+
+
+async def _exchange(connection: Any, request: Any, deadline: float | None) -> Any:
+    """One round trip on a connection the caller holds (``Pinned``): no retry."""
+    try:
+        async with asyncio.timeout(deadline):
+            if type(request) is Batch:
+                await connection.send_packed_command(_pack_many(connection, request))
+                return await _read_replies(connection, len(request))
+            await connection.send_packed_command(_pack(connection, request))
+            return await connection.read_response()
+    except builtins.TimeoutError:
+        raise TimeoutError(f"Timeout reading from {connection.host}:{connection.port}") from None
 
 
 def _pack_python(connection: Any, command: Command) -> Any:

@@ -200,10 +200,10 @@ class _Queue:
         return self._queue(ops.has_key(self._cache._key(key, version)), False)
 
     def incr(self, key: Key, delta: int = 1, version: int | None = None) -> _Queue:
-        return self._queue(self._cache._incr(key, delta, version), None, _same)
+        return self._queue(self._cache._incr(key, delta, version, False, False), None, _same)
 
     def decr(self, key: Key, delta: int = 1, version: int | None = None) -> _Queue:
-        return self._queue(self._cache._incr(key, -delta, version), None, _same)
+        return self._queue(self._cache._incr(key, delta, version, True, False), None, _same)
 
     def ttl(self, key: Key, version: int | None = None) -> _Queue:
         return self._queue(ops.ttl(self._cache._key(key, version), "TTL"), 0, _same)

@@ -1,7 +1,14 @@
 """The hash, set and sorted-set operations, written once for both APIs (see ``_operations``).
 
 Members of sets and sorted sets and values of hashes go through the codec like
-cache values (ints raw, the rest serialized), so equal values are equal members.
+cache values (ints raw, the rest serialized; ``dumps_member``: never bound to
+their key, even under the signed serializer, since set operations compare
+members across keys). Members are compared by their bytes, not by Python
+equality: two values are the same member only when they serialize to the same
+bytes. Ints, strings, bytes and floats do, each to one encoding; containers may
+not (pickle's output for equal dicts or sets can differ with insertion order
+and history), so ``sadd({"a": 1, "b": 2})`` and ``sadd({"b": 2, "a": 1})`` can
+make two members.
 Hash field names are text, like keys: sent as given, returned as ``str``.
 Scores are numbers, never encoded.
 
@@ -19,7 +26,7 @@ from collections.abc import Callable, Generator, Iterable, Sequence
 from typing import Any
 
 from django_asyncredis._codec import Codec
-from django_asyncredis._operations import Emit, Operation, Request, encode
+from django_asyncredis._operations import Emit, Operation, Request, encode_member
 
 ScoreCast = Callable[[Any], Any]
 
@@ -27,12 +34,12 @@ ScoreCast = Callable[[Any], Any]
 def _encode_all(codec: Codec, values: Iterable[Any]) -> Generator[Request, Any, list[bytes | int]]:
     encoded = []
     for value in values:
-        encoded.append((yield from encode(codec, value)))
+        encoded.append((yield from encode_member(codec, value)))
     return encoded
 
 
 def _decoded(codec: Codec, key: str, raws: Iterable[bytes]) -> list[Any]:
-    return [codec.loads(raw, key) for raw in raws]
+    return [codec.loads_member(raw, key) for raw in raws]
 
 
 def _pairs(reply: Sequence[Any]) -> list[tuple[Any, Any]]:
@@ -45,9 +52,10 @@ def _scored(
 ) -> list[tuple[Any, Any]]:
     """[(member, score), ...]; a score (text on the wire) becomes a float, then goes
     through ``cast`` if it is not ``float``."""
+    loads = codec.loads_member
     if cast is float:
-        return [(codec.loads(member, key), float(score)) for member, score in _pairs(reply)]
-    return [(codec.loads(member, key), cast(float(score))) for member, score in _pairs(reply)]
+        return [(loads(member, key), float(score)) for member, score in _pairs(reply)]
+    return [(loads(member, key), cast(float(score))) for member, score in _pairs(reply)]
 
 
 def _int(*command: Any) -> Operation[int]:
@@ -112,7 +120,7 @@ def sunionstore(destination: str, keys: Sequence[str]) -> Operation[int]:
 
 
 def sismember(codec: Codec, key: str, member: Any) -> Operation[bool]:
-    stored = yield from encode(codec, member)
+    stored = yield from encode_member(codec, member)
     found = yield ("SISMEMBER", key, stored)
     return bool(found)
 
@@ -126,7 +134,7 @@ def smismember(codec: Codec, key: str, members: Sequence[Any]) -> Operation[list
 
 
 def smove(codec: Codec, source: str, destination: str, member: Any) -> Operation[bool]:
-    stored = yield from encode(codec, member)
+    stored = yield from encode_member(codec, member)
     moved = yield ("SMOVE", source, destination, stored)
     return bool(moved)
 
@@ -135,7 +143,7 @@ def spop(codec: Codec, key: str, count: int | None) -> Operation[Any]:
     """One member (None for an empty set), or a set of up to ``count``."""
     if count is None:
         raw = yield ("SPOP", key)
-        return None if raw is None else codec.loads(raw, key)
+        return None if raw is None else codec.loads_member(raw, key)
     raws = yield ("SPOP", key, count)
     return set(_decoded(codec, key, raws))
 
@@ -144,7 +152,7 @@ def srandmember(codec: Codec, key: str, count: int | None) -> Operation[Any]:
     """One member (None for an empty set), or a list of ``count`` (negative: with repeats)."""
     if count is None:
         raw = yield ("SRANDMEMBER", key)
-        return None if raw is None else codec.loads(raw, key)
+        return None if raw is None else codec.loads_member(raw, key)
     raws = yield ("SRANDMEMBER", key, count)
     return _decoded(codec, key, raws)
 
@@ -252,19 +260,19 @@ def hset(codec: Codec, key: str, pairs: Sequence[tuple[Any, Any]]) -> Operation[
     flat: list[Any] = []
     for field, value in pairs:
         flat.append(field)
-        flat.append((yield from encode(codec, value)))
+        flat.append((yield from encode_member(codec, value)))
     added = yield ("HSET", key, *flat)
     return int(added)
 
 
 def hget(codec: Codec, key: str, field: Any, default: Any) -> Operation[Any]:
     raw = yield ("HGET", key, field)
-    return default if raw is None else codec.loads(raw, key)
+    return default if raw is None else codec.loads_member(raw, key)
 
 
 def hgetall(codec: Codec, key: str) -> Operation[dict[str, Any]]:
     reply = yield ("HGETALL", key)  # [field, value, field, value, ...]
-    return {field.decode(): codec.loads(raw, key) for field, raw in _pairs(reply)}
+    return {field.decode(): codec.loads_member(raw, key) for field, raw in _pairs(reply)}
 
 
 def hkeys(key: str) -> Operation[list[str]]:
@@ -296,7 +304,7 @@ def zadd(
     flat: list[Any] = []
     for member, score in mapping:
         flat.append(score)
-        flat.append((yield from encode(codec, member)))
+        flat.append((yield from encode_member(codec, member)))
     if not flat:
         return 0
     reply = yield ("ZADD", key, *flags, *flat)
@@ -318,13 +326,13 @@ def zremrangebyscore(key: str, low: Any, high: Any) -> Operation[int]:
 
 
 def zincrby(codec: Codec, key: str, amount: float, member: Any) -> Operation[float]:
-    stored = yield from encode(codec, member)
+    stored = yield from encode_member(codec, member)
     score = yield ("ZINCRBY", key, amount, stored)
     return float(score)
 
 
 def zscore(codec: Codec, key: str, member: Any) -> Operation[float | None]:
-    stored = yield from encode(codec, member)
+    stored = yield from encode_member(codec, member)
     score = yield ("ZSCORE", key, stored)
     return None if score is None else float(score)
 
@@ -333,7 +341,7 @@ def zrank(
     codec: Codec, key: str, member: Any, withscore: bool
 ) -> Operation[int | list[Any] | None]:
     """The 0-based rank (None for a missing member); with ``withscore``, [rank, score]."""
-    stored = yield from encode(codec, member)
+    stored = yield from encode_member(codec, member)
     if not withscore:
         rank = yield ("ZRANK", key, stored)
         return None if rank is None else int(rank)

@@ -34,8 +34,10 @@ from django_asyncredis._operations import (
     Command,
     Emit,
     Offload,
+    OnPrimary,
     OnServer,
     Operation,
+    Pinned,
     Request,
     Sleep,
     route,
@@ -132,7 +134,59 @@ class SyncAdapter:
             return self._primaries()
         if isinstance(request, OnServer):
             return self._on_server(request.server, request.command)
+        if isinstance(request, Pinned):
+            return self._pinned(request)
         return self._execute(request)
+
+    def _pinned(self, request: Pinned) -> Any:
+        """Run a nested operation on one connection to the key's primary, taken out
+        of the pool for its duration; nothing is re-sent. Ended by an exception,
+        the connection is closed rather than pooled, so no WATCH or MULTI state
+        reaches the next caller."""
+        server = self._primary_for(request.key)
+        pool = sync_pool(server)
+        connection: Any = pool.get_connection(*_CONNECTION_ARGS)
+        operation = request.operation
+        finished = False
+        try:
+            step = operation.send(None)
+            while True:
+                try:
+                    reply = _exchange(connection, step)
+                except ResponseError as exc:
+                    step = operation.throw(exc)
+                else:
+                    step = operation.send(reply)
+        except StopIteration as stop:
+            finished = True
+            return stop.value
+        except CONNECTION_ERRORS as exc:
+            self._forget_topology()
+            raise_translated(exc, server)
+        except (MovedError, AskError):
+            self._forget_topology()  # the operation may start over on the right node
+            raise
+        finally:
+            if not finished:
+                connection.disconnect()
+            pool.release(connection)
+
+    def _primary_for(self, key: str) -> Server:
+        topology = self._config.topology
+        if isinstance(topology, ClusterMap):
+            if topology.stale:
+                self._refresh_cluster(topology)
+            return topology.server_for_key(key)
+        if isinstance(topology, SentinelState):
+            return topology.primary or self._resolve_primary(topology)
+        return self._servers[0]
+
+    def _forget_topology(self) -> None:
+        topology = self._config.topology
+        if isinstance(topology, ClusterMap):
+            topology.stale = True
+        elif isinstance(topology, SentinelState):
+            topology.forget()
 
     def _primaries(self) -> list[Server]:
         topology = self._config.topology
@@ -191,7 +245,7 @@ class SyncAdapter:
                 topology.stale = True
                 continue  # the map changed: refresh and go again at once
             except AskError as exc:
-                if type(request) is tuple:  # a slot being migrated: ask its new node
+                if type(request) in (tuple, OnPrimary):  # a slot migrating: ask its new node
                     target = topology.node(exc.host, exc.port)
                     asking = Batch((("ASKING",), request))
                     return (_send((target), asking))[1]
@@ -323,6 +377,15 @@ def _send(server: Server, request: Any) -> Any:
                 raise
         finally:
             pool.release(connection)
+
+
+def _exchange(connection: Any, request: Any) -> Any:
+    """One round trip on a connection the caller holds (``Pinned``): no retry."""
+    if type(request) is Batch:
+        connection.send_packed_command(connection.pack_commands(request))
+        return _read_replies(connection, len(request))
+    connection.send_packed_command(connection.pack_command(*request))
+    return connection.read_response()
 
 
 def _read_replies(connection: Any, count: int) -> list[Any]:

@@ -202,8 +202,12 @@ class RedisCache(StructuresMixin, BaseCache):
     def _delete_many(self, keys: Iterable[Key], version: int | None) -> ops.Operation[None]:
         return ops.delete_many(list(self._made_keys(keys, version)))
 
-    def _incr(self, key: Key, delta: int, version: int | None) -> ops.Operation[int]:
-        return ops.incr(self._codec, self._key(key, version), delta, key)
+    def _incr(
+        self, key: Key, delta: int, version: int | None, negate: bool, ignore_key_check: bool
+    ) -> ops.Operation[int]:
+        return ops.incr(
+            self._codec, self._key(key, version), delta, key, negate, create=ignore_key_check
+        )
 
     def _incr_version(
         self, key: Key, delta: int, version: int | None
@@ -212,7 +216,7 @@ class RedisCache(StructuresMixin, BaseCache):
             version = self.version
         source = self._key(key, version)
         target = self._key(key, version + delta)
-        return ops.rename(source, target, key), version + delta
+        return ops.rename(self._codec, source, target, key), version + delta
 
     def _expire_in(
         self, key: Key, timeout: Expiry | object | None, unit_ms: int, version: int | None
@@ -308,6 +312,7 @@ class RedisCache(StructuresMixin, BaseCache):
     ) -> Any:
         if client is not None:
             self._check_client(client)
+        default = _ComputedOnce.wrap(default)
         value = self._sync.run(self._get_or_set(key, default, timeout, version), _UNAVAILABLE)
         return _computed(default) if value is _UNAVAILABLE else value
 
@@ -357,11 +362,32 @@ class RedisCache(StructuresMixin, BaseCache):
             self._check_client(client)
         self._sync.run(self._delete_many(keys, version))
 
-    def incr(self, key: Key, delta: int = 1, version: int | None = None) -> int:
-        return self._sync.run(self._incr(key, delta, version))
+    def incr(
+        self,
+        key: Key,
+        delta: int = 1,
+        version: int | None = None,
+        ignore_key_check: bool = False,
+        client: Any = None,
+    ) -> int:
+        """Add ``delta`` atomically. A missing key raises ``ValueError`` (Django's
+        contract) or, with ``ignore_key_check`` (django-redis's), is created
+        holding ``delta``; a delta that is not an integer raises ``TypeError``."""
+        if client is not None:
+            self._check_client(client)
+        return self._sync.run(self._incr(key, delta, version, False, ignore_key_check))
 
-    def decr(self, key: Key, delta: int = 1, version: int | None = None) -> int:
-        return self._sync.run(self._incr(key, -delta, version))
+    def decr(
+        self,
+        key: Key,
+        delta: int = 1,
+        version: int | None = None,
+        ignore_key_check: bool = False,
+        client: Any = None,
+    ) -> int:
+        if client is not None:
+            self._check_client(client)
+        return self._sync.run(self._incr(key, delta, version, True, ignore_key_check))
 
     def incr_version(
         self, key: Key, delta: int = 1, version: int | None = None, client: Any = None
@@ -543,6 +569,7 @@ class RedisCache(StructuresMixin, BaseCache):
     ) -> Any:
         if client is not None:
             self._check_client(client)
+        default = _ComputedOnce.wrap(default)
         operation = self._get_or_set(key, default, timeout, version)
         value = await self._async.run(operation, _UNAVAILABLE)
         return _computed(default) if value is _UNAVAILABLE else value
@@ -593,11 +620,29 @@ class RedisCache(StructuresMixin, BaseCache):
             self._check_client(client)
         await self._async.run(self._delete_many(keys, version))
 
-    async def aincr(self, key: Key, delta: int = 1, version: int | None = None) -> int:
-        return await self._async.run(self._incr(key, delta, version))
+    async def aincr(
+        self,
+        key: Key,
+        delta: int = 1,
+        version: int | None = None,
+        ignore_key_check: bool = False,
+        client: Any = None,
+    ) -> int:
+        if client is not None:
+            self._check_client(client)
+        return await self._async.run(self._incr(key, delta, version, False, ignore_key_check))
 
-    async def adecr(self, key: Key, delta: int = 1, version: int | None = None) -> int:
-        return await self._async.run(self._incr(key, -delta, version))
+    async def adecr(
+        self,
+        key: Key,
+        delta: int = 1,
+        version: int | None = None,
+        ignore_key_check: bool = False,
+        client: Any = None,
+    ) -> int:
+        if client is not None:
+            self._check_client(client)
+        return await self._async.run(self._incr(key, delta, version, True, ignore_key_check))
 
     async def aincr_version(
         self, key: Key, delta: int = 1, version: int | None = None, client: Any = None
@@ -733,6 +778,29 @@ _UNAVAILABLE: Any = object()
 
 def _computed(default: Any) -> Any:
     return default() if callable(default) else default
+
+
+class _ComputedOnce:
+    """A callable default of ``get_or_set``, called at most once: when the server
+    fails after the miss (ignore-exceptions mode), the caller gets the value the
+    operation already computed rather than a second call."""
+
+    __slots__ = ("_function", "_value")
+
+    _NOT_YET: Any = object()
+
+    def __init__(self, function: Callable[[], Any]) -> None:
+        self._function = function
+        self._value = self._NOT_YET
+
+    @classmethod
+    def wrap(cls, default: Any) -> Any:
+        return cls(default) if callable(default) else default
+
+    def __call__(self) -> Any:
+        if self._value is self._NOT_YET:
+            self._value = self._function()
+        return self._value
 
 
 def _reverse_key_function(setting: Any) -> Callable[[str], Any] | None:

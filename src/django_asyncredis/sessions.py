@@ -34,6 +34,7 @@ from django.contrib.sessions.backends.cache import SessionStore as CacheSessionS
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.crypto import get_random_string
 
+from django_asyncredis import _operations as ops
 from django_asyncredis.cache import RedisCache
 from django_asyncredis.errors import CorruptValueError
 
@@ -98,7 +99,7 @@ class SessionStore(CacheSessionStore):
 
     def load(self) -> dict[str, Any]:
         try:
-            data = self._cache.get(self.cache_key)
+            data = self._cache._sync.run(_read_on_primary(self._cache, self.cache_key))
         except CorruptValueError as exc:
             _log_corrupt(exc)
             data = None
@@ -106,7 +107,9 @@ class SessionStore(CacheSessionStore):
 
     async def aload(self) -> dict[str, Any]:
         try:
-            data = await self._cache.aget(await self.acache_key())
+            data = await self._cache._async.run(
+                _read_on_primary(self._cache, await self.acache_key())
+            )
         except CorruptValueError as exc:
             _log_corrupt(exc)
             data = None
@@ -315,3 +318,10 @@ def _check_stored(stored: bool | None, must_create: bool) -> None:
     if must_create:
         raise CreateError
     raise UpdateError
+
+
+def _read_on_primary(cache: RedisCache, key: str) -> ops.Operation[Any]:
+    """The session as the primary has it, never a replica: a load decides the next
+    save, and a lagging replica would hand back (and so restore) an older session,
+    or none (forgetting a session just created)."""
+    return ops.get_from_primary(cache._codec, cache.make_and_validate_key(key), None)
