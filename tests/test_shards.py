@@ -175,3 +175,57 @@ def test_a_pipeline_spans_the_shards(ours: RedisCache, theirs: Any) -> None:
         for i, key in enumerate(KEYS[:30]):
             p.set(key, i)
     assert [theirs.client.get(key) for key in KEYS[:30]] == list(range(30))
+
+
+SIGNED_SHARDS = {
+    **SHARD_CLIENT,
+    "SERIALIZER": "django_asyncredis.serializers.signed.SignedPickleSerializer",
+    "SIGNING_KEY": "k",
+}
+
+
+@pytest.fixture
+def signed(locations: list[str]) -> RedisCache:
+    """Shards whose integers are signed: incr is a transaction on the key's shard."""
+    return RedisCache(locations, {"OPTIONS": SIGNED_SHARDS})
+
+
+def test_a_transactional_incr_runs_on_the_keys_own_shard(
+    signed: RedisCache, theirs: Any, shards: list[ServerProcess], is_async: bool
+) -> None:
+    """incr under signing (a WATCH/MULTI/EXEC transaction) updates each key on the
+    shard django-redis places it on, never on another."""
+    keys = KEYS[:30]
+    for key in keys:
+        signed.set(key, 10)
+
+    async def bump() -> list[int]:
+        return [await signed.aincr(key, 5) for key in keys]
+
+    results = asyncio.run(bump()) if is_async else [signed.incr(key, 5) for key in keys]
+    assert results == [15] * 30
+    assert [signed.get(key) for key in keys] == [15] * 30
+    stored = [signed.make_key(key).encode() for key in keys]
+    placed = keys_per_shard(shards)
+    expected = [theirs.client.get_server_name(signed.make_key(key)) for key in keys]
+    for made, location in zip(stored, expected, strict=True):
+        index = [server.url for server in shards].index(location)
+        assert [made in found for found in placed] == [i == index for i in range(3)]
+
+
+def test_a_signed_value_moves_across_shards_on_incr_version(
+    signed: RedisCache, is_async: bool
+) -> None:
+    """Under signing, incr_version re-signs each value for its new key and writes it
+    on the new key's shard: every value reads back at its new version."""
+    keys = KEYS[:20]
+    for key in keys:
+        signed.set(key, {"v": key}, timeout=100)
+
+    async def bump() -> list[int]:
+        return [await signed.aincr_version(key) for key in keys]
+
+    versions = asyncio.run(bump()) if is_async else [signed.incr_version(k) for k in keys]
+    assert versions == [2] * 20
+    assert [signed.get(key, version=2) for key in keys] == [{"v": key} for key in keys]
+    assert [signed.get(key) for key in keys] == [None] * 20

@@ -146,10 +146,17 @@ class AsyncCore:
         pool = async_pool(server)
         connection: Any = await pool.acquire()
         operation = request.operation
-        finished = False
+        finished = stray = False
+        shards = topology if isinstance(topology := self._config.topology, ShardMap) else None
         try:
             step = operation.send(None)
             while True:
+                if shards is not None and shards.strays_from(server, step):
+                    stray = True  # the connection may hold a WATCH: not pooled again
+                    step = operation.throw(
+                        ClusterCrossSlotError("the keys live on different shards")
+                    )
+                    continue
                 try:
                     reply = await _exchange(connection, step, pool.command_timeout)
                 except ResponseError as exc:
@@ -157,7 +164,7 @@ class AsyncCore:
                 else:
                     step = operation.send(reply)
         except StopIteration as stop:
-            finished = True
+            finished = not stray
             return stop.value
         except CONNECTION_ERRORS as exc:
             self._forget_topology()
@@ -175,6 +182,8 @@ class AsyncCore:
         if isinstance(topology, ClusterMap):
             if topology.stale:
                 await self._refresh_cluster(topology)
+            return topology.server_for_key(key)
+        if isinstance(topology, ShardMap):
             return topology.server_for_key(key)
         if isinstance(topology, SentinelState):
             return topology.primary or await self._resolve_primary(topology)

@@ -147,10 +147,17 @@ class SyncAdapter:
         pool = sync_pool(server)
         connection: Any = pool.get_connection(*_CONNECTION_ARGS)
         operation = request.operation
-        finished = False
+        finished = stray = False
+        shards = topology if isinstance(topology := self._config.topology, ShardMap) else None
         try:
             step = operation.send(None)
             while True:
+                if shards is not None and shards.strays_from(server, step):
+                    stray = True  # the connection may hold a WATCH: not pooled again
+                    step = operation.throw(
+                        ClusterCrossSlotError("the keys live on different shards")
+                    )
+                    continue
                 try:
                     reply = _exchange(connection, step)
                 except ResponseError as exc:
@@ -158,7 +165,7 @@ class SyncAdapter:
                 else:
                     step = operation.send(reply)
         except StopIteration as stop:
-            finished = True
+            finished = not stray
             return stop.value
         except CONNECTION_ERRORS as exc:
             self._forget_topology()
@@ -176,6 +183,8 @@ class SyncAdapter:
         if isinstance(topology, ClusterMap):
             if topology.stale:
                 self._refresh_cluster(topology)
+            return topology.server_for_key(key)
+        if isinstance(topology, ShardMap):
             return topology.server_for_key(key)
         if isinstance(topology, SentinelState):
             return topology.primary or self._resolve_primary(topology)

@@ -40,6 +40,8 @@ SLOTS = 16384
 _ALL_KEYS = frozenset({"MGET", "DEL", "UNLINK", "EXISTS"})
 #: Commands with no key: they go to any primary.
 _KEYLESS = frozenset({"FLUSHDB", "SCAN", "PING", "CLUSTER", "ACL", "INFO"})
+#: Commands about the connection's transaction state, not a key.
+_CONNECTION_COMMANDS = frozenset({"MULTI", "EXEC", "DISCARD", "UNWATCH"})
 
 
 def _slot(key: Any) -> int:
@@ -250,6 +252,22 @@ class ShardMap:
         return command[0] == "RENAME" and (
             self.server_for_key(command[1]) != self.server_for_key(command[2])
         )
+
+    def strays_from(self, server: Server, request: Any) -> bool:
+        """Whether a step of a pinned transaction names a key of another server.
+        Such a step is not sent: the operation is told so as a cluster would tell
+        it (CROSSSLOT), and takes its cross-server path instead of writing a key
+        onto the wrong shard."""
+        if not isinstance(request, tuple):
+            return False
+        commands = request if type(request) is Batch else (request,)
+        for command in commands:
+            if command[0] in _KEYLESS or command[0] in _CONNECTION_COMMANDS:
+                continue
+            keys = _keys_of(command) or command[1:2]
+            if any(self.server_for_key(key) != server for key in keys):
+                return True
+        return False
 
     def needs_split(self, command: Command) -> bool:
         keys = _keys_of(command)
