@@ -63,6 +63,26 @@ def _parser_kwargs(server: Server, *, asynchronous: bool) -> dict[str, Any]:
     return {"parser_class": _AsyncRESP2Parser if asynchronous else _RESP2Parser}
 
 
+def peer_is_open(connection: AbstractConnection) -> bool:
+    """Whether a connection may still carry a command: connected, and the server
+    has not closed it (idle ``timeout``, ``CLIENT KILL``, a proxy's idle cut).
+
+    No system call: the event loop has already fed the server's FIN (or reset) to
+    the connection's ``asyncio.StreamReader``, whose public ``at_eof()`` and
+    ``exception()`` tell it. redis-py keeps that reader in the private
+    ``_reader`` (documented in docs/design.md; ``test_connections.py`` fails
+    clearly if it disappears). A FIN that arrived in the loop iteration now
+    running is not seen yet: ``_send`` covers that case.
+    """
+    reader: asyncio.StreamReader | None = connection._reader
+    return (
+        reader is not None
+        and connection.is_connected
+        and not reader.at_eof()
+        and reader.exception() is None
+    )
+
+
 class AsyncConnectionPool:
     """A pool of ``redis.asyncio`` connections for one server on one event loop.
 
@@ -111,9 +131,11 @@ class AsyncConnectionPool:
         idle = self._idle
         while idle:
             connection = idle.pop()
-            if connection.is_connected:
+            if peer_is_open(connection):
                 return connection
-            self._opened -= 1
+            self._opened -= 1  # the server closed it while idle (timeout, CLIENT KILL...)
+            if connection.is_connected:
+                connection._close()  # type: ignore[no-untyped-call]
         if self._opened < self.server.max_connections:
             return await self._open()
         return await self._wait()

@@ -26,6 +26,7 @@ from redis.exceptions import (
 )
 
 from django_asyncredis._config import CacheConfig, Server
+from django_asyncredis._idempotency import may_resend
 from django_asyncredis._operations import (
     PRIMARIES,
     READ_ONLY,
@@ -259,6 +260,12 @@ class SyncAdapter:
 
 
 def _send(server: Server, request: Any) -> Any:
+    """One round trip; the same retry rule as the async core's ``_send``.
+
+    redis-py's pool checks each connection at checkout (``can_read()``: one
+    ``poll`` on the socket) and reconnects one the server closed while idle,
+    before anything is written.
+    """
     pool: redis.ConnectionPool = sync_pool(server)
     attempt = 0
     while True:
@@ -271,9 +278,9 @@ def _send(server: Server, request: Any) -> Any:
             return connection.read_response()
         except (ConnectionError, TimeoutError) as exc:
             attempt += 1
-            if attempt > server.retries or (
-                isinstance(exc, TimeoutError) and not server.retry_on_timeout
-            ):
+            if isinstance(exc, TimeoutError) and not server.retry_on_timeout:
+                raise
+            if attempt > server.retries or not may_resend(request):
                 raise
         finally:
             pool.release(connection)
