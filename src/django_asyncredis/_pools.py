@@ -12,8 +12,14 @@ Lifecycle:
   pytest-asyncio or asgiref's ``async_to_sync`` (all of which call
   ``loop.shutdown_asyncgens()``), the loop's pools are closed cleanly by a
   watcher registered as an async generator of that loop.
+- A loop closed without ``shutdown_asyncgens()`` (``new_event_loop()`` /
+  ``run_until_complete()`` / ``close()``, as Celery tasks and older code do) never
+  runs its watcher: its pools are closed the next time any loop registers here,
+  without that loop (see ``_close_abandoned``). Until then they are at most the
+  pools of the loops closed since the last registration.
 - After ``os.fork()`` the child forgets the parent's pools (without touching
-  their sockets, which the parent still uses) and opens its own.
+  their sockets, which the parent still uses), re-creates the registry's locks
+  (another thread may have held one at the fork) and opens its own.
 - ``aclose_all()`` closes the running loop's pools and the sync pools, for an
   ASGI lifespan shutdown hook.
 """
@@ -224,6 +230,14 @@ class AsyncConnectionPool:
         for connection in idle:
             await connection.disconnect()  # waits until closed: aclose() means closed
 
+    def abandon(self) -> None:
+        """Close the idle connections of a pool whose event loop is closed."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        self._opened -= len(idle)
+        for connection in idle:
+            _close_abandoned(connection)
+
 
 class _LoopPools:
     """The pools of one event loop, and the watcher that closes them with it."""
@@ -232,6 +246,7 @@ class _LoopPools:
         self.pools: dict[Server, AsyncConnectionPool] = {}
         self.raw_pools: dict[Server, redis.asyncio.ConnectionPool] = {}
         self.watcher: AsyncGenerator[None, None] | None = None
+        self.abandoned = False
 
     async def aclose(self) -> None:
         for pool in list(self.pools.values()):
@@ -239,12 +254,56 @@ class _LoopPools:
         for raw in list(self.raw_pools.values()):
             await raw.aclose()
 
+    def abandon(self) -> None:
+        """The loop was closed without ``shutdown_asyncgens()``: close what it left
+        here, synchronously, and finish the watcher so that its collection does
+        not ask the closed loop to run it (which would fail)."""
+        self.abandoned = True
+        watcher, self.watcher = self.watcher, None
+        if watcher is not None:
+            closing = watcher.aclose()
+            with contextlib.suppress(StopIteration):  # its finally sees `abandoned`
+                closing.send(None)
+        for pool in self.pools.values():
+            pool.abandon()
+        for raw in self.raw_pools.values():
+            # redis-py's asyncio pool has no synchronous close: its lists, privately.
+            for connection in [*raw._available_connections, *raw._in_use_connections]:
+                _close_abandoned(connection)
+
+
+def _close_abandoned(connection: AbstractConnection) -> None:
+    """Close a connection whose event loop is closed, without a ResourceWarning.
+
+    Its transport can no longer close itself: ``abort()`` marks it closing, then
+    fails to schedule the rest on the closed loop. The rest (close the socket) is
+    done here through asyncio's private ``_call_connection_lost``; redis-py's
+    ``_reader``/``_writer`` are cleared so that its ``__del__`` finds nothing
+    open. Every private name is listed in docs/design.md and exercised by
+    ``test_loops.py``. A transport without that method (another loop
+    implementation) is left to the garbage collector.
+    """
+    writer = connection._writer
+    connection._reader = connection._writer = None
+    if writer is None:
+        return
+    transport: Any = writer.transport
+    with contextlib.suppress(RuntimeError):  # "Event loop is closed"
+        transport.abort()
+    ssl_protocol = getattr(transport, "_ssl_protocol", None)
+    socket_transport = transport if ssl_protocol is None else ssl_protocol._transport
+    if socket_transport is not None and socket_transport.get_extra_info("socket") is not None:
+        with contextlib.suppress(RuntimeError):  # the protocol's callbacks: same loop
+            socket_transport._call_connection_lost(None)
+
 
 _async_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopPools] = (
     weakref.WeakKeyDictionary()
 )
 _sync_pools: dict[Server, redis.ConnectionPool] = {}
 _sync_lock = threading.Lock()
+#: Guards registering a loop and sweeping closed ones (rare: once per loop).
+_registry_lock = threading.Lock()
 _forsaken: list[Any] = []  # the parent's pools, kept alive in a child so GC won't close them
 
 
@@ -254,9 +313,10 @@ async def _close_with_loop(
     try:
         yield
     finally:
-        if _async_pools.get(loop) is entry:
-            del _async_pools[loop]
-        await entry.aclose()
+        if not entry.abandoned:  # abandoned: closed already, and the loop cannot run
+            if _async_pools.get(loop) is entry:
+                del _async_pools[loop]
+            await entry.aclose()
 
 
 def _watch(loop: asyncio.AbstractEventLoop, entry: _LoopPools) -> None:
@@ -273,9 +333,24 @@ def _loop_pools() -> _LoopPools:
     loop = asyncio.get_running_loop()
     entry = _async_pools.get(loop)
     if entry is None:
-        entry = _async_pools[loop] = _LoopPools()
+        with _registry_lock:
+            _abandon_closed_loops()
+            entry = _async_pools[loop] = _LoopPools()
         _watch(loop, entry)
     return entry
+
+
+def _abandon_closed_loops() -> None:
+    """Close the pools of loops closed without ``shutdown_asyncgens()``.
+
+    Run when a loop registers (once per loop, so nothing on the path of a
+    command). Such an entry would otherwise live for ever: its watcher, an async
+    generator, holds the loop's finalizer hook, hence the loop, its weak key.
+    """
+    for loop, entry in list(_async_pools.items()):
+        if loop.is_closed():
+            del _async_pools[loop]
+            entry.abandon()
 
 
 def async_pool(server: Server) -> AsyncConnectionPool:
@@ -371,6 +446,11 @@ async def aclose_async_pools(servers: Any) -> None:
 
 
 def _forget_after_fork() -> None:
+    global _sync_lock, _registry_lock
+    # A thread of the parent may have held a lock at the fork; it does not exist
+    # in the child, so the lock would never be released: make new ones.
+    _sync_lock = threading.Lock()
+    _registry_lock = threading.Lock()
     _forsaken.append((dict(_async_pools), dict(_sync_pools)))
     _async_pools.clear()
     _sync_pools.clear()
