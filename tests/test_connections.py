@@ -215,6 +215,27 @@ async def test_waiting_past_pool_timeout_is_a_clear_error(make_cache: Any) -> No
     assert await cache.aget("key") is None
 
 
+@pytest.mark.parametrize("pool_class", [None, "redis.BlockingConnectionPool"])
+def test_sync_waiting_past_pool_timeout_is_a_clear_error(
+    make_cache: Any, pool_class: str | None
+) -> None:
+    """PoolTimeoutError by type (redis-py raises a bare ConnectionError), with our pool
+    class or the user's BlockingConnectionPool."""
+    options: dict[str, Any] = {"max_connections": 1, "pool_timeout": 0.05}
+    if pool_class:
+        options["CONNECTION_POOL_CLASS"] = pool_class
+    cache = make_cache(OPTIONS=options)
+    cache.get("warm")
+    pool = _pools.sync_pool(cache._config.servers[0])
+    held = pool.get_connection(*(("_",) if _pools.SYNC_GET_CONNECTION_NEEDS_NAME else ()))
+    try:
+        with pytest.raises(PoolTimeoutError, match="max_connections=1"):
+            cache.get("key")
+    finally:
+        pool.release(held)
+    assert cache.get("key") is None
+
+
 def test_sync_callers_wait_for_a_free_connection(make_cache: Any) -> None:
     cache = make_cache(OPTIONS={"max_connections": 2})
     cache.set("key", "value")

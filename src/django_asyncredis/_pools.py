@@ -29,8 +29,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import inspect
 import os
+import queue
 import threading
 import weakref
 from collections.abc import AsyncGenerator
@@ -401,11 +403,34 @@ def _new_sync_pool(server: Server) -> redis.ConnectionPool:
         kwargs["connection_class"] = redis.UnixDomainSocketConnection
     elif server.scheme == "rediss":
         kwargs["connection_class"] = redis.SSLConnection
-    if server.sync_pool_class is not None:
-        return server.sync_pool_class(max_connections=server.max_connections, **kwargs)  # type: ignore[no-any-return]
-    return redis.BlockingConnectionPool(  # type: ignore[no-untyped-call]
-        max_connections=server.max_connections, timeout=server.pool_timeout, **kwargs
-    )
+    pool_class = server.sync_pool_class or redis.BlockingConnectionPool
+    if issubclass(pool_class, redis.BlockingConnectionPool):
+        kwargs["timeout"] = server.pool_timeout
+        kwargs["queue_class"] = functools.partial(_WaitLine, server)
+    return pool_class(max_connections=server.max_connections, **kwargs)
+
+
+class _WaitLine(queue.LifoQueue[Any]):
+    """The queue redis-py's ``BlockingConnectionPool`` waits on for a free
+    connection (its documented ``queue_class``). When that wait times out redis-py
+    raises a bare ``ConnectionError``, which only its message tells apart from a
+    refused connection; raising ``PoolTimeoutError`` from the wait itself lets
+    everything above match the type."""
+
+    def __init__(self, server: Server, maxsize: int) -> None:
+        super().__init__(maxsize)
+        self._server = server
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        try:
+            return super().get(block, timeout)
+        except queue.Empty:
+            if not block:
+                raise
+            raise PoolTimeoutError(
+                f"No connection to {self._server} became free within {timeout} s "
+                f"(max_connections={self._server.max_connections})."
+            ) from None
 
 
 def _takes_command_name(pool_class: type[Any]) -> bool:

@@ -60,8 +60,6 @@ def translate(exc: Exception, server: str) -> Exception:
         return exc
     if isinstance(exc, redis.exceptions.TimeoutError | TimeoutError):
         return ServerTimeoutError(f"Redis server {server} timed out: {exc}")
-    if str(exc) == "No connection available.":  # redis-py's BlockingConnectionPool
-        return PoolTimeoutError(f"No connection to {server} became free in time.")
     return ConnectionInterrupted(f"Redis server {server} is unavailable: {exc}")
 
 
