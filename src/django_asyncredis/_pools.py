@@ -45,7 +45,7 @@ from redis.asyncio.connection import AbstractConnection
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from django_asyncredis._config import Server
+from django_asyncredis._config import CacheConfig, Server
 from django_asyncredis.errors import PoolTimeoutError
 
 # redis-py connects once per attempt; retrying is the driver's job (bounded,
@@ -453,11 +453,31 @@ async def aclose_all() -> None:
 
 
 def close_sync_pools(servers: Any = None) -> None:
-    """Disconnect the sync pools of ``servers`` (all when None); they reconnect on use."""
+    """Disconnect the idle connections of the sync pools of ``servers`` (all when
+    None); they reconnect on use. Connections other threads are using are left to
+    finish their command (CLOSE_CONNECTION runs at the end of one request, while
+    other threads serve theirs)."""
     with _sync_lock:
         for server, pool in list(_sync_pools.items()):
             if servers is None or server in servers:
-                pool.disconnect()
+                pool.disconnect(inuse_connections=False)
+
+
+def servers_in_use(config: CacheConfig) -> set[Server]:
+    """The servers a cache may hold connections to: those configured (the
+    sentinels, the cluster's startup nodes) and, under Sentinel or Cluster, the
+    data nodes found since."""
+    from django_asyncredis._topology import ClusterMap, SentinelState
+
+    servers = set(config.servers)
+    topology = config.topology
+    if isinstance(topology, ClusterMap):
+        servers.update(topology.primaries)
+    elif isinstance(topology, SentinelState):
+        servers.update(topology.replicas)
+        if topology.primary is not None:
+            servers.add(topology.primary)
+    return servers
 
 
 async def aclose_async_pools(servers: Any) -> None:
