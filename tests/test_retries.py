@@ -21,6 +21,7 @@ from django_asyncredis import ConnectionInterrupted, RedisCache
 from django_asyncredis._config import DEFAULT_RETRIES, parse
 from django_asyncredis._idempotency import may_resend
 from django_asyncredis._operations import Batch
+from django_asyncredis.errors import ReplyLostError
 from tests.proxy import ReplyDroppingProxy, reply_dropping_proxy
 from tests.servers import ServerProcess
 
@@ -62,7 +63,7 @@ def test_incr_whose_reply_was_lost_fails_and_counted_once(
     cache = RedisCache(proxy.url, {})
     call(path, cache, "set", "n", 10)
     proxy.drop_reply_to(b"INCRBY")
-    with pytest.raises(ConnectionInterrupted):
+    with pytest.raises(ReplyLostError, match="may have run and was not sent again"):
         call(path, cache, "incr", "n")
     assert int(admin.get(":1:n") or 0) == 11
     assert proxy.count(b"INCRBY") == 1
@@ -76,7 +77,7 @@ def test_add_whose_reply_was_lost_is_not_sent_again(
     cache = RedisCache(proxy.url, {})
     call(path, cache, "get", "warm")
     proxy.drop_reply_to(b"NX")
-    with pytest.raises(ConnectionInterrupted):
+    with pytest.raises(ReplyLostError):
         call(path, cache, "add", "key", "value")
     assert call(path, cache, "get", "key") == "value"
     assert proxy.count(b"NX") == 1
@@ -90,7 +91,7 @@ def test_delete_whose_reply_was_lost_is_not_sent_again(
     cache = RedisCache(proxy.url, {})
     call(path, cache, "set", "key", "value")
     proxy.drop_reply_to(resp("DEL"))
-    with pytest.raises(ConnectionInterrupted):
+    with pytest.raises(ReplyLostError):
         call(path, cache, "delete", "key")
     assert call(path, cache, "get", "key") is None
     assert proxy.count(resp("DEL")) == 1
@@ -112,8 +113,9 @@ def test_retries_zero_turns_retrying_off(proxy: ReplyDroppingProxy, path: str) -
     cache = RedisCache(proxy.url, {"OPTIONS": {"retries": 0}})
     call(path, cache, "set", "key", "value")
     proxy.drop_reply_to(resp("GET"))
-    with pytest.raises(ConnectionInterrupted):
+    with pytest.raises(ConnectionInterrupted) as caught:
         call(path, cache, "get", "key")
+    assert not isinstance(caught.value, ReplyLostError)  # a GET's outcome is never in doubt
     assert proxy.count(resp("GET")) == 1
 
 
@@ -127,6 +129,27 @@ def test_retries_bounds_the_attempts(proxy: ReplyDroppingProxy, path: str) -> No
     with pytest.raises(ConnectionInterrupted):
         call(path, cache, "get", "key")
     assert proxy.count(resp("GET")) == 3
+
+
+@PATHS
+def test_under_sentinel_a_lost_incr_is_not_sent_again_after_asking_the_sentinel(
+    proxy: ReplyDroppingProxy, admin: redis.Redis, path: str
+) -> None:
+    """The topology's retry loop (ask the sentinel, try again) must not re-send it either."""
+    from tests.servers import free_port
+    from tests.topologies import SentinelProcess
+
+    sentinel = SentinelProcess("mymaster", proxy.port, free_port(), "").start()
+    try:
+        cache = RedisCache(f"redis+sentinel://127.0.0.1:{sentinel.port}/mymaster", {})
+        call(path, cache, "set", "n", 10)
+        proxy.drop_reply_to(b"INCRBY")
+        with pytest.raises(ReplyLostError):
+            call(path, cache, "incr", "n")
+        assert int(admin.get(":1:n") or 0) == 11
+        assert proxy.count(b"INCRBY") == 1
+    finally:
+        sentinel.stop()
 
 
 # The option

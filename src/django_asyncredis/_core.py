@@ -26,7 +26,7 @@ from redis.exceptions import (
 )
 
 from django_asyncredis._config import CacheConfig, Server
-from django_asyncredis._idempotency import may_resend
+from django_asyncredis._idempotency import may_resend, raise_unanswered
 from django_asyncredis._operations import (
     PRIMARIES,
     READ_ONLY,
@@ -45,6 +45,7 @@ from django_asyncredis._topology import ClusterIncomplete, ClusterMap, SentinelS
 from django_asyncredis.errors import (
     CONNECTION_ERRORS,
     ConnectionInterrupted,
+    ReplyLostError,
     log_ignored,
     raise_translated,
 )
@@ -173,6 +174,8 @@ class AsyncCore:
                 if topology.stale:
                     await self._refresh_cluster(topology)
                 return await self._execute_on_cluster(topology, request)
+            except ReplyLostError:
+                raise  # it may have run: asking again elsewhere could run it twice
             except MovedError as exc:
                 last = exc
                 topology.stale = True
@@ -300,13 +303,13 @@ async def _send(pool: AsyncConnectionPool, request: Any) -> Any:
         except builtins.TimeoutError:
             attempt += 1
             if not (server.retry_on_timeout and _may_retry(server, attempt, request)):
-                raise TimeoutError(f"Timeout reading from {server}") from None
+                raise_unanswered(server, request, TimeoutError(f"Timeout reading from {server}"))
         except (ConnectionError, TimeoutError) as exc:
             attempt += 1
             if isinstance(exc, TimeoutError) and not server.retry_on_timeout:
-                raise
+                raise_unanswered(server, request, exc)
             if not _may_retry(server, attempt, request):
-                raise
+                raise_unanswered(server, request, exc)
         finally:
             pool.release(connection)
 

@@ -9,14 +9,18 @@ other request fails with ``ConnectionInterrupted`` and the caller decides.
 (A connection found closed *before* anything is written is simply replaced: the
 pools do that at checkout, for every command.)
 
-Pure functions of the request, kept out of the drivers so that both decide alike.
+Pure functions of the request, kept out of the drivers so that both decide alike
+(and, for both, the one way to give up on a request that got no reply).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
+
+from redis.exceptions import TimeoutError
 
 from django_asyncredis._operations import Batch
+from django_asyncredis.errors import ReplyLostError, ReplyTimeoutError
 
 #: Commands whose second execution gives the same reply and leaves the same data.
 _REPEATABLE = frozenset(
@@ -77,3 +81,20 @@ def may_resend(request: Any) -> bool:
     if type(request) is Batch:
         return all(_command_may_resend(command) for command in request)
     return _command_may_resend(request)
+
+
+def raise_unanswered(server: object, request: Any, exc: Exception) -> NoReturn:
+    """Give up on a request that was sent and got no reply. When running it twice
+    would show, as ``ReplyLostError`` (``ReplyTimeoutError`` for a timeout), so
+    that nothing above (a topology's retry loop) sends it again; else as it is."""
+    if may_resend(request):
+        raise exc
+    if isinstance(exc, TimeoutError):
+        raise ReplyTimeoutError(
+            f"Redis server {server} did not answer within socket_timeout; the command "
+            "may have run and was not sent again."
+        ) from exc
+    raise ReplyLostError(
+        f"The connection to Redis server {server} broke after the command was sent; "
+        f"it may have run and was not sent again: {exc}"
+    ) from exc

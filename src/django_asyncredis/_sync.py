@@ -26,7 +26,7 @@ from redis.exceptions import (
 )
 
 from django_asyncredis._config import CacheConfig, Server
-from django_asyncredis._idempotency import may_resend
+from django_asyncredis._idempotency import may_resend, raise_unanswered
 from django_asyncredis._operations import (
     PRIMARIES,
     READ_ONLY,
@@ -45,6 +45,7 @@ from django_asyncredis._topology import ClusterIncomplete, ClusterMap, SentinelS
 from django_asyncredis.errors import (
     CONNECTION_ERRORS,
     ConnectionInterrupted,
+    ReplyLostError,
     log_ignored,
     raise_translated,
 )
@@ -174,6 +175,8 @@ class SyncAdapter:
                 if topology.stale:
                     self._refresh_cluster(topology)
                 return self._execute_on_cluster(topology, request)
+            except ReplyLostError:
+                raise  # it may have run: asking again elsewhere could run it twice
             except MovedError as exc:
                 last = exc
                 topology.stale = True
@@ -279,9 +282,9 @@ def _send(server: Server, request: Any) -> Any:
         except (ConnectionError, TimeoutError) as exc:
             attempt += 1
             if isinstance(exc, TimeoutError) and not server.retry_on_timeout:
-                raise
+                raise_unanswered(server, request, exc)
             if attempt > server.retries or not may_resend(request):
-                raise
+                raise_unanswered(server, request, exc)
         finally:
             pool.release(connection)
 

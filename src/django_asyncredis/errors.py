@@ -20,6 +20,8 @@ __all__ = [
     "LockError",
     "LockNotOwnedError",
     "PoolTimeoutError",
+    "ReplyLostError",
+    "ReplyTimeoutError",
     "ServerTimeoutError",
 ]
 
@@ -39,6 +41,17 @@ class ConnectionInterrupted(CacheError, redis.exceptions.ConnectionError):
 class ServerTimeoutError(ConnectionInterrupted, redis.exceptions.TimeoutError):
     """The server did not answer within ``socket_timeout`` (or connect within
     ``socket_connect_timeout``)."""
+
+
+class ReplyLostError(ConnectionInterrupted):
+    """The connection broke after a command was sent, before its reply came: the
+    server may or may not have run it. It was not sent again, because running it
+    twice would show (``incr``, ``add``, ``delete``, a lock...)."""
+
+
+class ReplyTimeoutError(ServerTimeoutError, ReplyLostError):
+    """No reply within ``socket_timeout`` to a command that was not sent again
+    (as ``ReplyLostError``): it may still run, or have run, on the server."""
 
 
 class PoolTimeoutError(ConnectionInterrupted):
