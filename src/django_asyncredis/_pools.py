@@ -82,13 +82,8 @@ def peer_is_open(connection: AbstractConnection) -> bool:
     clearly if it disappears). A FIN that arrived in the loop iteration now
     running is not seen yet: ``_send`` covers that case.
     """
-    reader: asyncio.StreamReader | None = connection._reader
-    return (
-        reader is not None
-        and connection.is_connected
-        and not reader.at_eof()
-        and reader.exception() is None
-    )
+    reader: asyncio.StreamReader | None = connection._reader  # None once disconnected
+    return reader is not None and not reader.at_eof() and reader.exception() is None
 
 
 class AsyncConnectionPool:
