@@ -117,6 +117,36 @@ def test_a_loop_closed_without_shutdown_asyncgens_closes_raw_client_connections_
     gc.collect()
 
 
+def test_uvloop_loops_closed_without_shutdown_asyncgens_are_dropped(
+    own_server: ServerProcess, admin: redis.Redis
+) -> None:
+    """uvloop's ``close()`` closes the loop's sockets itself; the next loop then drops
+    that loop's pools without error. (uvloop warns about each connection it closes,
+    and asyncio's StreamWriter again when it is collected: ResourceWarnings this
+    cache cannot prevent once the loop is closed under it.)"""
+    uvloop = pytest.importorskip("uvloop")
+    cache = RedisCache(own_server.url, {})
+
+    async def use() -> None:
+        await asyncio.gather(*(cache.aget("key") for _ in range(4)))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        for _ in range(3):
+            loop = uvloop.new_event_loop()
+            try:
+                loop.run_until_complete(use())
+            finally:
+                loop.close()
+            assert closed_loops_registered() == 1
+            assert wait_for_clients(admin, 0) == 0
+        del loop
+        asyncio.run(use())
+        gc.collect()
+    assert closed_loops_registered() == 0
+    assert wait_for_clients(admin, 0) == 0
+
+
 # Fork while another thread holds a registry lock
 
 

@@ -277,8 +277,8 @@ def _close_abandoned(connection: AbstractConnection) -> None:
     done here through asyncio's private ``_call_connection_lost``; redis-py's
     ``_reader``/``_writer`` are cleared so that its ``__del__`` finds nothing
     open. Every private name is listed in docs/design.md and exercised by
-    ``test_loops.py``. A transport without that method (another loop
-    implementation) is left to the garbage collector.
+    ``test_loops.py``. A transport without that method (uvloop's, whose
+    ``loop.close()`` has closed every socket of the loop already) needs nothing more.
     """
     writer = connection._writer
     connection._reader = connection._writer = None
@@ -289,9 +289,10 @@ def _close_abandoned(connection: AbstractConnection) -> None:
         transport.abort()
     ssl_protocol = getattr(transport, "_ssl_protocol", None)
     socket_transport = transport if ssl_protocol is None else ssl_protocol._transport
-    if socket_transport is not None and socket_transport.get_extra_info("socket") is not None:
+    finish = getattr(socket_transport, "_call_connection_lost", None)
+    if finish is not None and socket_transport.get_extra_info("socket") is not None:
         with contextlib.suppress(RuntimeError):  # the protocol's callbacks: same loop
-            socket_transport._call_connection_lost(None)
+            finish(None)
 
 
 _async_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopPools] = (
