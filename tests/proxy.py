@@ -60,7 +60,11 @@ class ReplyDroppingProxy:
     async def _relay(
         self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter
     ) -> None:
-        server_in, server_out = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        try:
+            server_in, server_out = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        except BaseException:
+            client_out.close()
+            raise
         cut = asyncio.Event()
 
         async def upstream() -> None:
@@ -88,11 +92,12 @@ class ReplyDroppingProxy:
         finally:
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
             for writer in (client_out, server_out):
-                writer.close()
-                with contextlib.suppress(ConnectionError):
-                    await writer.wait_closed()
+                writer.close()  # both at once: a cancellation below cannot leave one open
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(
+                client_out.wait_closed(), server_out.wait_closed(), return_exceptions=True
+            )
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)

@@ -17,11 +17,11 @@ import pytest
 import redis
 from django.core.exceptions import ImproperlyConfigured
 
-from django_asyncredis import ConnectionInterrupted, RedisCache
+from django_asyncredis import ConnectionInterrupted, RedisCache, ServerTimeoutError
 from django_asyncredis._config import DEFAULT_RETRIES, parse
 from django_asyncredis._idempotency import may_resend
 from django_asyncredis._operations import Batch
-from django_asyncredis.errors import ReplyLostError
+from django_asyncredis.errors import ReplyLostError, ReplyTimeoutError
 from tests.proxy import ReplyDroppingProxy, reply_dropping_proxy
 from tests.servers import ServerProcess
 
@@ -150,6 +150,27 @@ def test_under_sentinel_a_lost_incr_is_not_sent_again_after_asking_the_sentinel(
         assert proxy.count(b"INCRBY") == 1
     finally:
         sentinel.stop()
+
+
+@PATHS
+def test_an_incr_that_timed_out_is_reported_as_possibly_run(
+    redis_server: ServerProcess, admin: redis.Redis, path: str
+) -> None:
+    """A timeout on an incr: ReplyTimeoutError (a ServerTimeoutError), never re-sent,
+    even with retry_on_timeout and retries=3 (a re-send would land after the pause)."""
+    options = {"socket_timeout": 0.2, "retry_on_timeout": True, "retries": 3}
+    cache = RedisCache(redis_server.url, {"OPTIONS": options})
+    call(path, cache, "set", "n", 10)
+    admin.execute_command("CLIENT", "PAUSE", 500, "WRITE")
+    try:
+        with pytest.raises(ReplyTimeoutError) as caught:
+            call(path, cache, "incr", "n")
+    finally:
+        admin.execute_command("CLIENT", "UNPAUSE")
+    assert isinstance(caught.value, ServerTimeoutError)
+    # The timed-out connection was closed while the server held the command, so it
+    # was dropped unrun; nothing was sent again.
+    assert int(admin.get(":1:n") or 0) == 10
 
 
 # The option

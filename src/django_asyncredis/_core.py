@@ -302,22 +302,19 @@ async def _send(pool: AsyncConnectionPool, request: Any) -> Any:
                 return await connection.read_response()
         except builtins.TimeoutError:
             attempt += 1
-            if not (server.retry_on_timeout and _may_retry(server, attempt, request)):
-                raise_unanswered(server, request, TimeoutError(f"Timeout reading from {server}"))
+            timeout = TimeoutError(f"Timeout reading from {server}")
+            if not server.retry_on_timeout:
+                raise_unanswered(server, request, timeout)
+            if attempt > server.retries or not may_resend(request):
+                raise_unanswered(server, request, timeout)
         except (ConnectionError, TimeoutError) as exc:
             attempt += 1
             if isinstance(exc, TimeoutError) and not server.retry_on_timeout:
                 raise_unanswered(server, request, exc)
-            if not _may_retry(server, attempt, request):
+            if attempt > server.retries or not may_resend(request):
                 raise_unanswered(server, request, exc)
         finally:
             pool.release(connection)
-
-
-def _may_retry(server: Server, attempt: int, request: Any) -> bool:
-    """Whether a failed request may be sent again (decided only once it failed, so
-    the hot path pays nothing)."""
-    return attempt <= server.retries and may_resend(request)
 
 
 def _pack_python(connection: Any, command: Command) -> Any:
