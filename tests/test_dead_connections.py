@@ -21,6 +21,7 @@ import redis.asyncio
 
 from django_asyncredis import ConnectionInterrupted, RedisCache, _pools
 from django_asyncredis._config import DEFAULT_MAX_CONNECTIONS
+from django_asyncredis.errors import ReplyLostError
 from tests.servers import ServerProcess
 
 
@@ -164,6 +165,22 @@ async def test_a_non_idempotent_call_after_an_idle_cut_succeeds_once(
             await asyncio.sleep(0.02)
     assert await cache.aincr("n") == 11
     assert int(admin.get(":1:n") or 0) == 11
+
+
+async def test_a_non_idempotent_call_on_a_close_not_yet_read_fails_and_is_not_resent(
+    own_server: ServerProcess, admin: redis.Redis
+) -> None:
+    """The one case a dead connection is found by the command failing: the loop has
+    not read the close yet. An incr is then not sent again: ReplyLostError, run once
+    at most (here never: the server had closed that connection)."""
+    cache = RedisCache(own_server.url, {})
+    await cache.aset("n", 10)
+    await warm_async(cache, 8)
+    kill_idle_connections(own_server, admin)  # blocking: the loop reads nothing meanwhile
+    with pytest.raises(ReplyLostError):
+        await cache.aincr("n")
+    assert int(admin.get(":1:n") or 0) == 10
+    assert await cache.aincr("n") == 11  # the loop has read every close now
 
 
 def test_sync_default_pool_all_killed_at_once(
