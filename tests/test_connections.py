@@ -215,6 +215,27 @@ async def test_waiting_past_pool_timeout_is_a_clear_error(make_cache: Any) -> No
     assert await cache.aget("key") is None
 
 
+@pytest.mark.parametrize("pool_class", [None, "redis.BlockingConnectionPool"])
+def test_sync_waiting_past_pool_timeout_is_a_clear_error(
+    make_cache: Any, pool_class: str | None
+) -> None:
+    """PoolTimeoutError by type (redis-py raises a bare ConnectionError), with our pool
+    class or the user's BlockingConnectionPool."""
+    options: dict[str, Any] = {"max_connections": 1, "pool_timeout": 0.05}
+    if pool_class:
+        options["CONNECTION_POOL_CLASS"] = pool_class
+    cache = make_cache(OPTIONS=options)
+    cache.get("warm")
+    pool = _pools.sync_pool(cache._config.servers[0])
+    held = pool.get_connection(*(("_",) if _pools.SYNC_GET_CONNECTION_NEEDS_NAME else ()))
+    try:
+        with pytest.raises(PoolTimeoutError, match="max_connections=1"):
+            cache.get("key")
+    finally:
+        pool.release(held)
+    assert cache.get("key") is None
+
+
 def test_sync_callers_wait_for_a_free_connection(make_cache: Any) -> None:
     cache = make_cache(OPTIONS={"max_connections": 2})
     cache.set("key", "value")
@@ -323,6 +344,57 @@ async def test_close_connection_option_closes_async_connections(make_cache: Any,
     await cache.aclose()
     assert wait_for(lambda: connected_clients(raw) < before)
     assert await cache.aget("key") is None
+
+
+def test_close_connection_leaves_other_threads_commands_alone(make_cache: Any, raw: Any) -> None:
+    """CLOSE_CONNECTION at the end of one request never cuts the command another
+    thread is waiting on (an incr, never re-sent, that must count exactly once)."""
+    cache = make_cache(OPTIONS={"CLOSE_CONNECTION": True})
+    cache.set("n", 1)
+    outcome: list[Any] = []
+
+    def other_request() -> None:
+        try:
+            outcome.append(cache.incr("n"))
+        except ConnectionInterrupted as exc:
+            outcome.append(exc)
+
+    raw.execute_command("CLIENT", "PAUSE", 2000, "WRITE")  # holds the incr, not our reads
+    try:
+        thread = threading.Thread(target=other_request)
+        thread.start()
+        assert wait_for(lambda: any("b" in client["flags"] for client in raw.client_list())), (
+            "the incr never reached the server"
+        )
+        cache.close()
+    finally:
+        raw.execute_command("CLIENT", "UNPAUSE")
+    thread.join()
+    assert outcome == [2]
+    assert cache.get("n") == 2
+
+
+def test_close_connection_reaches_the_data_nodes_of_sentinel_and_cluster() -> None:
+    """Under Sentinel and Cluster the connections are to the data nodes found at run
+    time, not (only) to the configured sentinels or startup nodes."""
+    from django_asyncredis._config import parse
+
+    sentinel = parse("redis+sentinel://127.0.0.1:26379/mymaster", {})
+    sentinel.topology.update([b"10.0.0.1", b"6379"], None)
+    assert {(s.host, s.port) for s in _pools.servers_in_use(sentinel)} == {
+        ("127.0.0.1", 26379),
+        ("10.0.0.1", 6379),
+    }
+    cluster = parse("redis+cluster://127.0.0.1:7000", {})
+    cluster.topology.update(
+        cluster.servers[0],
+        [[0, 8191, [b"10.0.0.1", 7000]], [8192, 16383, [b"10.0.0.2", 7000]]],
+    )
+    assert {(s.host, s.port) for s in _pools.servers_in_use(cluster)} == {
+        ("127.0.0.1", 7000),
+        ("10.0.0.1", 7000),
+        ("10.0.0.2", 7000),
+    }
 
 
 async def test_aclose_all_closes_this_loops_and_the_sync_connections(cache: Any, raw: Any) -> None:

@@ -8,8 +8,10 @@ what to install.
 from __future__ import annotations
 
 import asyncio
+import gc
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -146,3 +148,53 @@ def test_cert_reqs_none_skips_verification(tls: dict[str, Any]) -> None:
     cache = RedisCache(tls["url"], {"OPTIONS": {"ssl_cert_reqs": "none"}})
     cache.set("key", "value")
     assert cache.get("key") == "value"
+
+
+def _tls_admin(tls: dict[str, Any]) -> Any:
+    import redis
+
+    return redis.Redis(port=tls["port"], ssl=True, ssl_ca_certs=tls["ca"], ssl_cert_reqs="required")
+
+
+def _wait_for_clients(admin: Any, count: int) -> int:
+    deadline = time.monotonic() + 5
+    while len(admin.client_list()) != count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return len(admin.client_list())
+
+
+def test_a_tls_loop_closed_without_shutdown_asyncgens_is_cleaned_up(tls: dict[str, Any]) -> None:
+    """TLS connections of a loop closed without shutdown_asyncgens() are closed when
+    the next loop starts, with no ResourceWarning (the SSL transport's own path)."""
+    from django_asyncredis import _pools
+
+    cache = RedisCache(tls["url"], {"OPTIONS": {"ssl_ca_certs": tls["ca"]}, "KEY_PREFIX": "l"})
+
+    async def use() -> None:
+        await asyncio.gather(*(cache.aget(f"k{i}") for i in range(3)))
+
+    with _tls_admin(tls) as admin:
+        before = len(admin.client_list())
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(use())
+        finally:
+            loop.close()
+        del loop
+        assert _wait_for_clients(admin, before + 3) == before + 3
+        asyncio.run(cache.aget("key"))
+        assert not any(loop.is_closed() for loop in list(_pools._async_pools))
+        gc.collect()  # an unclosed transport would warn here, failing the test
+        assert _wait_for_clients(admin, before) == before
+
+
+async def test_tls_connections_killed_while_idle_are_replaced(tls: dict[str, Any]) -> None:
+    """CLIENT KILL over TLS, then 10 calls: 0 errors (the reader sees the close alike)."""
+    options = {"ssl_ca_certs": tls["ca"], "socket_connect_timeout": 5}  # a busy CI's handshakes
+    cache = RedisCache(tls["url"], {"OPTIONS": options, "KEY_PREFIX": "k"})
+    await cache.aset("key", "value")
+    await asyncio.gather(*(cache.aget("key") for _ in range(8)))
+    with _tls_admin(tls) as admin:
+        admin.client_kill_filter(_type="normal", skipme=True)
+        assert _wait_for_clients(admin, 1) == 1
+    assert [await cache.aget("key") for _ in range(10)] == ["value"] * 10

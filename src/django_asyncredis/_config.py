@@ -34,8 +34,11 @@ DEFAULT_SOCKET_CONNECT_TIMEOUT = 1.0
 DEFAULT_SOCKET_TIMEOUT = 2.0
 DEFAULT_POOL_TIMEOUT = 2.0
 DEFAULT_MAX_CONNECTIONS = 100
-#: A command that fails on a broken connection is sent once more on a fresh one.
+#: A command that fails on a broken connection is sent once more on a fresh one,
+#: if sending it twice cannot be told from once (see _idempotency).
 DEFAULT_RETRIES = 1
+#: More than this is a retry storm against a server that is down, not resilience.
+MAX_RETRIES = 10
 
 Validator = Callable[[str, Any], Any]
 
@@ -59,6 +62,12 @@ def _non_negative_int(name: str, value: Any) -> int:
         value = int(value)  # the cookbook writes 'db': '1'
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be an int >= 0.")
+    return value
+
+
+def _retries(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RETRIES:
+        raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be an int from 0 to {MAX_RETRIES}.")
     return value
 
 
@@ -120,6 +129,7 @@ POOL_OPTIONS: dict[str, Validator] = {
     "max_connections": _positive_int,
     "pool_timeout": _number,
     "retry_on_timeout": _boolean,
+    "retries": _retries,
 }
 
 #: django-redis CLIENT_CLASS values that mean "the default client", which we are.
@@ -547,6 +557,7 @@ def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
         "max_connections": DEFAULT_MAX_CONNECTIONS,
         "pool_timeout": DEFAULT_POOL_TIMEOUT,
         "retry_on_timeout": False,
+        "retries": DEFAULT_RETRIES,
     }
     serializer: Serializer | None = None
     serializer_option: tuple[str, Any] | None = None
@@ -684,7 +695,7 @@ def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
             connection=tuple(sorted(settings.items())),
             max_connections=pool["max_connections"],
             pool_timeout=pool["pool_timeout"],
-            retries=DEFAULT_RETRIES,
+            retries=pool["retries"],
             retry_on_timeout=pool["retry_on_timeout"],
             parser=parser,
             sync_pool_class=sync_pool_class,

@@ -12,8 +12,14 @@ Lifecycle:
   pytest-asyncio or asgiref's ``async_to_sync`` (all of which call
   ``loop.shutdown_asyncgens()``), the loop's pools are closed cleanly by a
   watcher registered as an async generator of that loop.
+- A loop closed without ``shutdown_asyncgens()`` (``new_event_loop()`` /
+  ``run_until_complete()`` / ``close()``, as Celery tasks and older code do) never
+  runs its watcher: its pools are closed the next time any loop registers here,
+  without that loop (see ``_close_abandoned``). Until then they are at most the
+  pools of the loops closed since the last registration.
 - After ``os.fork()`` the child forgets the parent's pools (without touching
-  their sockets, which the parent still uses) and opens its own.
+  their sockets, which the parent still uses), re-creates the registry's locks
+  (another thread may have held one at the fork) and opens its own.
 - ``aclose_all()`` closes the running loop's pools and the sync pools, for an
   ASGI lifespan shutdown hook.
 """
@@ -23,8 +29,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import inspect
 import os
+import queue
 import threading
 import weakref
 from collections.abc import AsyncGenerator
@@ -37,7 +45,7 @@ from redis.asyncio.connection import AbstractConnection
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from django_asyncredis._config import Server
+from django_asyncredis._config import CacheConfig, Server
 from django_asyncredis.errors import PoolTimeoutError
 
 # redis-py connects once per attempt; retrying is the driver's job (bounded,
@@ -61,6 +69,21 @@ def _parser_kwargs(server: Server, *, asynchronous: bool) -> dict[str, Any]:
     if server.parser == "hiredis":
         return {"parser_class": _AsyncHiredisParser if asynchronous else _HiredisParser}
     return {"parser_class": _AsyncRESP2Parser if asynchronous else _RESP2Parser}
+
+
+def peer_is_open(connection: AbstractConnection) -> bool:
+    """Whether a connection may still carry a command: connected, and the server
+    has not closed it (idle ``timeout``, ``CLIENT KILL``, a proxy's idle cut).
+
+    No system call: the event loop has already fed the server's FIN (or reset) to
+    the connection's ``asyncio.StreamReader``, whose public ``at_eof()`` and
+    ``exception()`` tell it. redis-py keeps that reader in the private
+    ``_reader`` (documented in docs/design.md; ``test_connections.py`` fails
+    clearly if it disappears). A FIN that arrived in the loop iteration now
+    running is not seen yet: ``_send`` covers that case.
+    """
+    reader: asyncio.StreamReader | None = connection._reader  # None once disconnected
+    return reader is not None and not reader.at_eof() and reader.exception() is None
 
 
 class AsyncConnectionPool:
@@ -111,9 +134,11 @@ class AsyncConnectionPool:
         idle = self._idle
         while idle:
             connection = idle.pop()
-            if connection.is_connected:
+            if peer_is_open(connection):
                 return connection
-            self._opened -= 1
+            self._opened -= 1  # the server closed it while idle (timeout, CLIENT KILL...)
+            if connection.is_connected:
+                connection._close()  # type: ignore[no-untyped-call]
         if self._opened < self.server.max_connections:
             return await self._open()
         return await self._wait()
@@ -202,6 +227,14 @@ class AsyncConnectionPool:
         for connection in idle:
             await connection.disconnect()  # waits until closed: aclose() means closed
 
+    def abandon(self) -> None:
+        """Close the idle connections of a pool whose event loop is closed."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        self._opened -= len(idle)
+        for connection in idle:
+            _close_abandoned(connection)
+
 
 class _LoopPools:
     """The pools of one event loop, and the watcher that closes them with it."""
@@ -210,6 +243,7 @@ class _LoopPools:
         self.pools: dict[Server, AsyncConnectionPool] = {}
         self.raw_pools: dict[Server, redis.asyncio.ConnectionPool] = {}
         self.watcher: AsyncGenerator[None, None] | None = None
+        self.abandoned = False
 
     async def aclose(self) -> None:
         for pool in list(self.pools.values()):
@@ -217,12 +251,57 @@ class _LoopPools:
         for raw in list(self.raw_pools.values()):
             await raw.aclose()
 
+    def abandon(self) -> None:
+        """The loop was closed without ``shutdown_asyncgens()``: close what it left
+        here, synchronously, and finish the watcher so that its collection does
+        not ask the closed loop to run it (which would fail)."""
+        self.abandoned = True
+        watcher, self.watcher = self.watcher, None
+        if watcher is not None:
+            closing = watcher.aclose()
+            with contextlib.suppress(StopIteration):  # its finally sees `abandoned`
+                closing.send(None)
+        for pool in self.pools.values():
+            pool.abandon()
+        for raw in self.raw_pools.values():
+            # redis-py's asyncio pool has no synchronous close: its lists, privately.
+            for connection in [*raw._available_connections, *raw._in_use_connections]:
+                _close_abandoned(connection)
+
+
+def _close_abandoned(connection: AbstractConnection) -> None:
+    """Close a connection whose event loop is closed, without a ResourceWarning.
+
+    Its transport can no longer close itself: ``abort()`` marks it closing, then
+    fails to schedule the rest on the closed loop. The rest (close the socket) is
+    done here through asyncio's private ``_call_connection_lost``; redis-py's
+    ``_reader``/``_writer`` are cleared so that its ``__del__`` finds nothing
+    open. Every private name is listed in docs/design.md and exercised by
+    ``test_loops.py``. A transport without that method (uvloop's, whose
+    ``loop.close()`` has closed every socket of the loop already) needs nothing more.
+    """
+    writer = connection._writer
+    connection._reader = connection._writer = None
+    if writer is None:
+        return
+    transport: Any = writer.transport
+    with contextlib.suppress(RuntimeError):  # "Event loop is closed"
+        transport.abort()
+    ssl_protocol = getattr(transport, "_ssl_protocol", None)
+    socket_transport = transport if ssl_protocol is None else ssl_protocol._transport
+    finish = getattr(socket_transport, "_call_connection_lost", None)
+    if finish is not None and socket_transport.get_extra_info("socket") is not None:
+        with contextlib.suppress(RuntimeError):  # the protocol's callbacks: same loop
+            finish(None)
+
 
 _async_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopPools] = (
     weakref.WeakKeyDictionary()
 )
 _sync_pools: dict[Server, redis.ConnectionPool] = {}
 _sync_lock = threading.Lock()
+#: Guards registering a loop and sweeping closed ones (rare: once per loop).
+_registry_lock = threading.Lock()
 _forsaken: list[Any] = []  # the parent's pools, kept alive in a child so GC won't close them
 
 
@@ -232,9 +311,10 @@ async def _close_with_loop(
     try:
         yield
     finally:
-        if _async_pools.get(loop) is entry:
-            del _async_pools[loop]
-        await entry.aclose()
+        if not entry.abandoned:  # abandoned: closed already, and the loop cannot run
+            if _async_pools.get(loop) is entry:
+                del _async_pools[loop]
+            await entry.aclose()
 
 
 def _watch(loop: asyncio.AbstractEventLoop, entry: _LoopPools) -> None:
@@ -251,9 +331,24 @@ def _loop_pools() -> _LoopPools:
     loop = asyncio.get_running_loop()
     entry = _async_pools.get(loop)
     if entry is None:
-        entry = _async_pools[loop] = _LoopPools()
+        with _registry_lock:
+            _abandon_closed_loops()
+            entry = _async_pools[loop] = _LoopPools()
         _watch(loop, entry)
     return entry
+
+
+def _abandon_closed_loops() -> None:
+    """Close the pools of loops closed without ``shutdown_asyncgens()``.
+
+    Run when a loop registers (once per loop, so nothing on the path of a
+    command). Such an entry would otherwise live for ever: its watcher, an async
+    generator, holds the loop's finalizer hook, hence the loop, its weak key.
+    """
+    for loop, entry in list(_async_pools.items()):
+        if loop.is_closed():
+            del _async_pools[loop]
+            entry.abandon()
 
 
 def async_pool(server: Server) -> AsyncConnectionPool:
@@ -304,11 +399,34 @@ def _new_sync_pool(server: Server) -> redis.ConnectionPool:
         kwargs["connection_class"] = redis.UnixDomainSocketConnection
     elif server.scheme == "rediss":
         kwargs["connection_class"] = redis.SSLConnection
-    if server.sync_pool_class is not None:
-        return server.sync_pool_class(max_connections=server.max_connections, **kwargs)  # type: ignore[no-any-return]
-    return redis.BlockingConnectionPool(  # type: ignore[no-untyped-call]
-        max_connections=server.max_connections, timeout=server.pool_timeout, **kwargs
-    )
+    pool_class = server.sync_pool_class or redis.BlockingConnectionPool
+    if issubclass(pool_class, redis.BlockingConnectionPool):
+        kwargs["timeout"] = server.pool_timeout
+        kwargs["queue_class"] = functools.partial(_WaitLine, server)
+    return pool_class(max_connections=server.max_connections, **kwargs)
+
+
+class _WaitLine(queue.LifoQueue[Any]):
+    """The queue redis-py's ``BlockingConnectionPool`` waits on for a free
+    connection (its documented ``queue_class``). When that wait times out redis-py
+    raises a bare ``ConnectionError``, which only its message tells apart from a
+    refused connection; raising ``PoolTimeoutError`` from the wait itself lets
+    everything above match the type."""
+
+    def __init__(self, server: Server, maxsize: int) -> None:
+        super().__init__(maxsize)
+        self._server = server
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        try:
+            return super().get(block, timeout)
+        except queue.Empty:
+            if not block:
+                raise
+            raise PoolTimeoutError(
+                f"No connection to {self._server} became free within {timeout} s "
+                f"(max_connections={self._server.max_connections})."
+            ) from None
 
 
 def _takes_command_name(pool_class: type[Any]) -> bool:
@@ -331,11 +449,31 @@ async def aclose_all() -> None:
 
 
 def close_sync_pools(servers: Any = None) -> None:
-    """Disconnect the sync pools of ``servers`` (all when None); they reconnect on use."""
+    """Disconnect the idle connections of the sync pools of ``servers`` (all when
+    None); they reconnect on use. Connections other threads are using are left to
+    finish their command (CLOSE_CONNECTION runs at the end of one request, while
+    other threads serve theirs)."""
     with _sync_lock:
         for server, pool in list(_sync_pools.items()):
             if servers is None or server in servers:
-                pool.disconnect()
+                pool.disconnect(inuse_connections=False)
+
+
+def servers_in_use(config: CacheConfig) -> set[Server]:
+    """The servers a cache may hold connections to: those configured (the
+    sentinels, the cluster's startup nodes) and, under Sentinel or Cluster, the
+    data nodes found since."""
+    from django_asyncredis._topology import ClusterMap, SentinelState
+
+    servers = set(config.servers)
+    topology = config.topology
+    if isinstance(topology, ClusterMap):
+        servers.update(topology.primaries)
+    elif isinstance(topology, SentinelState):
+        servers.update(topology.replicas)
+        if topology.primary is not None:
+            servers.add(topology.primary)
+    return servers
 
 
 async def aclose_async_pools(servers: Any) -> None:
@@ -349,6 +487,11 @@ async def aclose_async_pools(servers: Any) -> None:
 
 
 def _forget_after_fork() -> None:
+    global _sync_lock, _registry_lock
+    # A thread of the parent may have held a lock at the fork; it does not exist
+    # in the child, so the lock would never be released: make new ones.
+    _sync_lock = threading.Lock()
+    _registry_lock = threading.Lock()
     _forsaken.append((dict(_async_pools), dict(_sync_pools)))
     _async_pools.clear()
     _sync_pools.clear()

@@ -27,6 +27,7 @@ from redis.exceptions import (
 )
 
 from django_asyncredis._config import CacheConfig, Server
+from django_asyncredis._idempotency import may_resend, raise_unanswered
 from django_asyncredis._operations import (
     PRIMARIES,
     READ_ONLY,
@@ -55,6 +56,7 @@ from django_asyncredis._topology import (
 from django_asyncredis.errors import (
     CONNECTION_ERRORS,
     ConnectionInterrupted,
+    ReplyLostError,
     log_ignored,
     raise_translated,
 )
@@ -249,6 +251,8 @@ class SyncAdapter:
                 if topology.stale:
                     self._refresh_cluster(topology)
                 return self._execute_on_cluster(topology, request)
+            except ReplyLostError:
+                raise  # it may have run: asking again elsewhere could run it twice
             except MovedError as exc:
                 last = exc
                 topology.stale = True
@@ -368,6 +372,12 @@ class SyncAdapter:
 
 
 def _send(server: Server, request: Any) -> Any:
+    """One round trip; the same retry rule as the async core's ``_send``.
+
+    redis-py's pool checks each connection at checkout (``can_read()``: one
+    ``poll`` on the socket) and reconnects one the server closed while idle,
+    before anything is written.
+    """
     pool: redis.ConnectionPool = sync_pool(server)
     attempt = 0
     while True:
@@ -380,10 +390,10 @@ def _send(server: Server, request: Any) -> Any:
             return connection.read_response()
         except (ConnectionError, TimeoutError) as exc:
             attempt += 1
-            if attempt > server.retries or (
-                isinstance(exc, TimeoutError) and not server.retry_on_timeout
-            ):
-                raise
+            if isinstance(exc, TimeoutError) and not server.retry_on_timeout:
+                raise_unanswered(server, request, exc)
+            if attempt > server.retries or not may_resend(request):
+                raise_unanswered(server, request, exc)
         finally:
             pool.release(connection)
 

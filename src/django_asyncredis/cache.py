@@ -34,7 +34,7 @@ from django_asyncredis._config import CacheConfig, parse_cached
 from django_asyncredis._core import AsyncCore
 from django_asyncredis._lock import AsyncLock, Lock
 from django_asyncredis._pipeline import AsyncPipeline, Pipeline
-from django_asyncredis._pools import aclose_async_pools, close_sync_pools
+from django_asyncredis._pools import aclose_async_pools, close_sync_pools, servers_in_use
 from django_asyncredis._structures import StructuresMixin
 from django_asyncredis._sync import SyncAdapter
 
@@ -414,7 +414,7 @@ class RedisCache(StructuresMixin, BaseCache):
     def close(self, **kwargs: Any) -> None:
         """Django calls this at the end of every request: free unless CLOSE_CONNECTION is set."""
         if self._config.close_connection:
-            close_sync_pools(self._config.servers)
+            close_sync_pools(servers_in_use(self._config))
 
     def ttl(self, key: Key, version: int | None = None, client: Any = None) -> int | None:
         """Seconds left: 0 for a missing or expired key, None for one without expiry."""
@@ -668,7 +668,7 @@ class RedisCache(StructuresMixin, BaseCache):
     async def aclose(self, **kwargs: Any) -> None:
         """With CLOSE_CONNECTION, close this cache's connections on the running loop."""
         if self._config.close_connection:
-            await aclose_async_pools(self._config.servers)
+            await aclose_async_pools(servers_in_use(self._config))
 
     async def attl(self, key: Key, version: int | None = None, client: Any = None) -> int | None:
         if client is not None:

@@ -20,6 +20,8 @@ __all__ = [
     "LockError",
     "LockNotOwnedError",
     "PoolTimeoutError",
+    "ReplyLostError",
+    "ReplyTimeoutError",
     "ServerTimeoutError",
 ]
 
@@ -41,6 +43,17 @@ class ServerTimeoutError(ConnectionInterrupted, redis.exceptions.TimeoutError):
     ``socket_connect_timeout``)."""
 
 
+class ReplyLostError(ConnectionInterrupted):
+    """The connection broke after a command was sent, before its reply came: the
+    server may or may not have run it. It was not sent again, because running it
+    twice would show (``incr``, ``add``, ``delete``, a lock...)."""
+
+
+class ReplyTimeoutError(ServerTimeoutError, ReplyLostError):
+    """No reply within ``socket_timeout`` to a command that was not sent again
+    (as ``ReplyLostError``): it may still run, or have run, on the server."""
+
+
 class PoolTimeoutError(ConnectionInterrupted):
     """Every connection of the pool stayed busy for ``pool_timeout`` seconds."""
 
@@ -60,8 +73,6 @@ def translate(exc: Exception, server: str) -> Exception:
         return exc
     if isinstance(exc, redis.exceptions.TimeoutError | TimeoutError):
         return ServerTimeoutError(f"Redis server {server} timed out: {exc}")
-    if str(exc) == "No connection available.":  # redis-py's BlockingConnectionPool
-        return PoolTimeoutError(f"No connection to {server} became free in time.")
     return ConnectionInterrupted(f"Redis server {server} is unavailable: {exc}")
 
 

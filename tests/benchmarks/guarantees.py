@@ -25,7 +25,12 @@ from tests.conftest import pytest_configure
 
 pytest_configure(None)  # type: ignore[arg-type]  # Django settings as the tests have them
 
-from django_asyncredis import ConnectionInterrupted, RedisCache, ServerTimeoutError  # noqa: E402
+from django_asyncredis import (  # noqa: E402
+    ConnectionInterrupted,
+    RedisCache,
+    ServerTimeoutError,
+    _pools,
+)
 from tests.servers import ServerProcess, free_port  # noqa: E402
 from tests.test_connections import cancel_at_random  # noqa: E402
 from tests.test_soak import async_mix, rss, sync_mix  # noqa: E402
@@ -138,6 +143,192 @@ def many_loops(server: ServerProcess, clients: Callable[[], int]) -> None:
     print(f"300 consecutive asyncio.run loops: connections {before} -> {clients()}")
 
 
+def _kill_idle(admin: redis.Redis, how: str) -> None:
+    """Have the server close every connection but the admin's, and wait until it has."""
+    if how == "CLIENT KILL":
+        admin.client_kill_filter(_type="normal", skipme=True)
+    else:
+        admin.config_set("timeout", 1)
+    while len(admin.client_list()) > 1:
+        time.sleep(0.02)
+    admin.config_set("timeout", 0)
+
+
+def _dead_connection_errors(server: ServerProcess, admin: redis.Redis, how: str) -> str:
+    """Idle connections closed by the server, then calls: the errors they get."""
+    sync_cache = RedisCache(server.url, {"KEY_PREFIX": "dead-sync"})
+    sync_cache.set("k", 1)
+    pool = _pools.sync_pool(sync_cache._config.servers[0])
+    args = ("_",) if _pools.SYNC_GET_CONNECTION_NEEDS_NAME else ()
+    held = [pool.get_connection(*args) for _ in range(8)]
+    for connection in held:
+        pool.release(connection)
+    _kill_idle(admin, how)
+    sync_errors = 0
+    for _ in range(10):
+        try:
+            sync_cache.get("k")
+        except ConnectionInterrupted:
+            sync_errors += 1
+
+    async def async_calls(warm: int, rounds: int, concurrency: int) -> tuple[int, int]:
+        cache = RedisCache(server.url, {"KEY_PREFIX": "dead-async"})
+        await cache.aset("k", 1)
+        async_pool = _pools.async_pool(cache._config.servers[0])
+        taken = [await async_pool.acquire() for _ in range(warm)]
+        for connection in taken:
+            async_pool.release(connection)
+        _kill_idle(admin, how)  # blocking the loop: the closes are not read yet
+        errors = calls = 0
+        for _ in range(rounds):
+            results = await asyncio.gather(
+                *(cache.aget("k") for _ in range(concurrency)), return_exceptions=True
+            )
+            calls += len(results)
+            errors += sum(isinstance(result, BaseException) for result in results)
+        return errors, calls
+
+    sequential = asyncio.run(async_calls(8, 10, 1))
+    concurrent = asyncio.run(async_calls(16, 1, 8))
+    default_pool = asyncio.run(async_calls(100, 25, 8))
+    return (
+        f"sync 10 calls: {sync_errors} errors; async 10 sequential: {sequential[0]} errors, "
+        f"8 concurrent (16 idle killed): {concurrent[0]} errors, 100 idle killed then "
+        f"{default_pool[1]} calls 8 at a time: {default_pool[0]} errors"
+    )
+
+
+def dead_connections(server: ServerProcess, admin: redis.Redis) -> None:
+    for how in ("CLIENT KILL", "idle timeout 1 s"):
+        print(f"dead idle connections ({how}): {_dead_connection_errors(server, admin, how)}")
+    checkout = _pools.peer_is_open
+    _pools.peer_is_open = lambda connection: bool(connection.is_connected)
+    try:
+        for how in ("CLIENT KILL", "idle timeout 1 s"):
+            errors = _dead_connection_errors(server, admin, how)
+            print(f"  without the checkout test ({how}): {errors}")
+    finally:
+        _pools.peer_is_open = checkout
+
+
+def checkout_cost(server: ServerProcess) -> None:
+    """What testing an idle connection for the server's close costs at checkout."""
+    import statistics
+
+    async def identity_only(self: Any) -> Any:  # the checkout before the test existed
+        idle = self._idle
+        while idle:
+            connection = idle.pop()
+            if connection.is_connected:
+                return connection
+            self._opened -= 1
+        return await self._open()
+
+    async def cycle(pool: Any, count: int) -> float:
+        start = time.perf_counter()
+        for _ in range(count):
+            pool.release(await pool.acquire())
+        return (time.perf_counter() - start) / count * 1e9
+
+    async def measure() -> tuple[float, float]:
+        cache = RedisCache(server.url, {"KEY_PREFIX": "checkout"})
+        await cache.aget("k")
+        pool = _pools.async_pool(cache._config.servers[0])
+        tested = _pools.AsyncConnectionPool.acquire
+        before, after = [], []
+        try:
+            for _ in range(9):
+                _pools.AsyncConnectionPool.acquire = identity_only  # type: ignore[method-assign]
+                before.append(await cycle(pool, 200_000))
+                _pools.AsyncConnectionPool.acquire = tested  # type: ignore[method-assign]
+                after.append(await cycle(pool, 200_000))
+        finally:
+            _pools.AsyncConnectionPool.acquire = tested  # type: ignore[method-assign]
+        return statistics.median(before), statistics.median(after)
+
+    before, after = asyncio.run(measure())
+    print(
+        f"checkout + return of an idle connection (median of 9 x 200k): {before:.0f} ns "
+        f"without the close test, {after:.0f} ns with it ({after / before:.2f}x)"
+    )
+
+
+def loops_without_shutdown(server: ServerProcess, clients: Callable[[], int]) -> None:
+    """Celery-style loops: new_event_loop(), run_until_complete(), close()."""
+
+    def run(count: int) -> tuple[int, int, int]:
+        cache = RedisCache(server.url, {"KEY_PREFIX": "celery"})
+        before = clients()
+        most = 0
+        for i in range(count):
+
+            async def use(i: int = i) -> None:
+                await asyncio.gather(*(cache.aset(f"k{j}", i) for j in range(4)))
+
+            loop = asyncio.new_event_loop()
+            loop.run_until_complete(use())
+            loop.close()
+            most = max(most, clients() - before)
+        registered = sum(loop.is_closed() for loop in list(_pools._async_pools))
+        return most, clients() - before, registered
+
+    base = clients()
+    most, after, registered = run(30)
+    asyncio.run(RedisCache(server.url, {}).aget("k"))  # a clean loop: sweeps the last one
+    gc.collect()
+    time.sleep(0.1)  # the server counts a close once it has read it
+    print(
+        f"30 loops closed without shutdown_asyncgens, 4 connections each: at most +{most} "
+        f"connections, +{after} after the last, {registered} closed loops registered; "
+        f"after one clean loop: +{clients() - base}"
+    )
+    sweep = _pools._abandon_closed_loops
+    _pools._abandon_closed_loops = lambda: None
+    try:
+        most, after, registered = run(30)
+    finally:
+        _pools._abandon_closed_loops = sweep
+    print(
+        f"  without the sweep: at most +{most} connections, +{after} after the last, "
+        f"{registered} closed loops registered"
+    )
+    asyncio.run(RedisCache(server.url, {}).aget("k"))
+
+
+def lost_replies(server: ServerProcess) -> None:
+    """incr from 10 through a proxy that loses the reply after the server counted."""
+    from django_asyncredis import _core, _sync
+    from tests.proxy import reply_dropping_proxy
+
+    def once(path: str) -> tuple[str, int]:
+        with reply_dropping_proxy(server.port) as proxy:
+            cache = RedisCache(proxy.url, {"KEY_PREFIX": "lost"})
+            cache.set("n", 10)
+            proxy.drop_reply_to(b"INCRBY")
+            try:
+                if path == "sync":
+                    outcome = str(cache.incr("n"))
+                else:
+                    outcome = str(asyncio.run(cache.aincr("n")))
+            except ConnectionInterrupted:
+                outcome = "ConnectionInterrupted"
+            stored = int(cache.get("n"))
+            asyncio.run(_pools.aclose_all())
+            return outcome, stored
+
+    for path in ("sync", "async"):
+        outcome, stored = once(path)
+        print(f"lost reply to incr from 10, {path}: {outcome}, stored {stored}")
+    resend = _core.may_resend, _sync.may_resend
+    _core.may_resend = _sync.may_resend = lambda request: True  # type: ignore[assignment]
+    try:
+        for path in ("sync", "async"):
+            outcome, stored = once(path)
+            print(f"  re-sending every command ({path}): returned {outcome}, stored {stored}")
+    finally:
+        _core.may_resend, _sync.may_resend = resend  # type: ignore[assignment]
+
+
 def soak(server: ServerProcess, clients: Callable[[], int]) -> None:
     cache = RedisCache(server.url, {"KEY_PREFIX": "soak"})
     rng = random.Random(7)
@@ -231,17 +422,25 @@ def main() -> None:
     def clients() -> int:
         return int(admin.info("clients")["connected_clients"]) - 1
 
+    scenarios: dict[str, Callable[[], None]] = {
+        "cancellation": lambda: cancellation(server),
+        "slow_server": lambda: slow_server(server, admin),
+        "server_down": server_down,
+        "restart": lambda: restart(server),
+        "pool_exhaustion": lambda: pool_exhaustion(server, clients),
+        "many_loops": lambda: many_loops(server, clients),
+        "loops_without_shutdown": lambda: loops_without_shutdown(server, clients),
+        "dead_connections": lambda: dead_connections(server, admin),
+        "checkout_cost": lambda: checkout_cost(server),
+        "lost_replies": lambda: lost_replies(server),
+        "soak": lambda: soak(server, clients),
+        "without": lambda: without_the_guarantees(server, admin),
+    }
+    chosen = sys.argv[1:] or list(scenarios)  # e.g. `guarantees.py dead_connections`
     try:
         print("server:", admin.info("server")["redis_version"], server.binary)
-        cancellation(server)
-        slow_server(server, admin)
-        server_down()
-        restart(server)
-        admin = redis.Redis(port=server.port)
-        pool_exhaustion(server, clients)
-        many_loops(server, clients)
-        soak(server, clients)
-        without_the_guarantees(server, admin)
+        for name in chosen:
+            scenarios[name]()
     finally:
         server.stop()
 
