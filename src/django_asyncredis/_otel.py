@@ -9,6 +9,10 @@ records ``db.client.operation.duration``. The counters of ``_stats`` are
 exported as observable counters read at collection time, so they cost nothing
 per call.
 
+Without an SDK (``opentelemetry-api`` alone, no tracer provider set) the spans
+would all be no-ops that still cost about 2 µs a call, so none are started until
+a provider is set.
+
 Spans are started, not made current: a cache call has no child spans, and not
 touching the context keeps the async path free of context switches.
 """
@@ -37,11 +41,12 @@ AVAILABLE = trace is not None
 class _Call:
     """One traced call: its span, ended with the outcome."""
 
-    __slots__ = ("_span", "_tracing")
+    __slots__ = ("_attributes", "_span", "_tracing")
 
-    def __init__(self, tracing: Tracing, span: Any) -> None:
+    def __init__(self, tracing: Tracing, span: Any, attributes: dict[str, Any]) -> None:
         self._tracing = tracing
         self._span = span
+        self._attributes = attributes
 
     def end(self, seconds: float, hits: int, misses: int, error: str | None) -> None:
         span = self._span
@@ -55,7 +60,7 @@ class _Call:
                 span.set_attribute("error.type", error)
                 span.set_status(Status(StatusCode.ERROR))
         span.end()
-        attributes = self._tracing.attributes
+        attributes = self._attributes
         if error is not None:
             attributes = {**attributes, "error.type": error}
         self._tracing.duration.record(seconds, attributes)
@@ -83,7 +88,7 @@ class Tracing:
     def start(self, operation: str, api: str) -> _Call:
         attributes = {**self.attributes, "db.operation.name": operation, "cache.api": api}
         span = self.tracer.start_span(operation, kind=SpanKind.CLIENT, attributes=attributes)
-        return _Call(self, span)
+        return _Call(self, span, attributes)
 
 
 _tracings: dict[int, tuple[Any, Tracing]] = {}
@@ -91,9 +96,13 @@ _meter_instruments: dict[str, Any] = {}
 
 
 def tracing_for(config: CacheConfig, stats: CacheStats) -> Tracing | None:
-    """The tracing of ``config``, or None when OpenTelemetry is absent or switched off."""
+    """The tracing of ``config``, or None when OpenTelemetry is absent, switched off,
+    or has no SDK configured yet (asked again for each backend Django builds: per
+    request under ASGI, per thread under WSGI)."""
     if not AVAILABLE or not config.opentelemetry:
         return None
+    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        return None  # the API alone: every span would be a no-op, at a cost per call
     known = _tracings.get(id(config))
     if known is not None and known[0] is config:
         return known[1]

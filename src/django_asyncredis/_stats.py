@@ -56,6 +56,7 @@ _MANY_READS = frozenset({"get_many"})
 IGNORED = "ignored"
 
 _ABSENT: Any = object()
+_clock = time.perf_counter
 
 
 class _Counters:
@@ -96,20 +97,34 @@ class CacheStats:
         self.alias = alias
         self.enabled = enabled
         self._lock = threading.Lock()
-        self._counters: dict[tuple[str, str], _Counters] = {}
+        #: api -> operation name -> counters; the inner dicts live as long as this
+        #: object (reset empties them), so the drivers hold them directly.
+        self._counters: dict[str, dict[str, _Counters]] = {"async": {}, "sync": {}}
+
+    def table(self, api: str) -> dict[str, _Counters]:
+        """The counters of one API ("async" or "sync"), by operation name."""
+        return self._counters[api]
 
     def record(
-        self, api: str, name: str, seconds: float, hits: int, misses: int, error: str | None
+        self,
+        table: dict[str, _Counters],
+        name: str,
+        seconds: float,
+        hits: int,
+        misses: int,
+        error: str | None,
     ) -> None:
-        """Count one call of operation ``name`` on ``api`` ("async" or "sync")."""
+        """Count one call of operation ``name`` in ``table`` (from ``table()``)."""
         bucket = bisect_left(BUCKETS, seconds)
         with self._lock:
-            counters = self._counters.get((api, name))
+            counters = table.get(name)
             if counters is None:
-                counters = self._counters[api, name] = _Counters()
+                counters = table[name] = _Counters()
             counters.calls += 1
-            counters.hits += hits
-            counters.misses += misses
+            if hits:
+                counters.hits += hits
+            if misses:
+                counters.misses += misses
             counters.seconds += seconds
             counters.buckets[bucket] += 1
             if error is not None:
@@ -118,11 +133,12 @@ class CacheStats:
     def as_dict(self) -> dict[str, Any]:
         """A snapshot: ``{"alias", "enabled", "totals", "operations": {api: {name: ...}}}``."""
         with self._lock:
-            operations: dict[str, dict[str, Any]] = {"async": {}, "sync": {}}
-            for (api, name), counters in sorted(self._counters.items()):
-                operations.setdefault(api, {})[name] = counters.as_dict()
+            operations = {
+                api: {name: table[name].as_dict() for name in sorted(table)}
+                for api, table in self._counters.items()
+            }
             totals = {"calls": 0, "hits": 0, "misses": 0, "errors": 0}
-            for counters in self._counters.values():
+            for _, _, counters in self._all():
                 totals["calls"] += counters.calls
                 totals["hits"] += counters.hits
                 totals["misses"] += counters.misses
@@ -139,7 +155,7 @@ class CacheStats:
         """(api, operation, a copy of its counters): for exporters (OTel, Prometheus)."""
         with self._lock:
             copies = []
-            for (api, name), counters in self._counters.items():
+            for api, name, counters in self._all():
                 copy = _Counters()
                 copy.calls, copy.hits, copy.misses = counters.calls, counters.hits, counters.misses
                 copy.seconds, copy.errors = counters.seconds, dict(counters.errors)
@@ -150,7 +166,15 @@ class CacheStats:
     def reset(self) -> None:
         """Start counting from zero (for every backend instance of this alias)."""
         with self._lock:
-            self._counters.clear()
+            for table in self._counters.values():
+                table.clear()
+
+    def _all(self) -> list[tuple[str, str, _Counters]]:
+        return [
+            (api, name, counters)
+            for api, table in self._counters.items()
+            for name, counters in table.items()
+        ]
 
 
 _registry: dict[str, CacheStats] = {}
@@ -197,11 +221,12 @@ def _error_kind(exc: BaseException) -> str:
 class MeasuredSync(SyncAdapter):
     """The sync adapter, with each call counted in the cache's stats and traced."""
 
-    __slots__ = ("_stats", "_tracing")
+    __slots__ = ("_stats", "_table", "_tracing")
 
     def __init__(self, config: CacheConfig, stats: CacheStats) -> None:
         super().__init__(config)
         self._stats = stats
+        self._table = stats.table("sync")
         self._tracing = _otel.tracing_for(config, stats)
 
     def run(self, operation: Operation[T], fallback: Any = None) -> T:
@@ -210,9 +235,9 @@ class MeasuredSync(SyncAdapter):
         span = self._tracing.start(name, "sync") if self._tracing is not None else None
         error: str | None = None
         hits = misses = 0
-        start = time.perf_counter()
+        start = _clock()
         try:
-            result = super().run(operation, _ABSENT)
+            result = _sync_run(self, operation, _ABSENT)
             if result is _ABSENT:
                 error, result = IGNORED, fallback
             elif name in _SINGLE_READS:
@@ -225,32 +250,33 @@ class MeasuredSync(SyncAdapter):
             error = _error_kind(exc)
             raise
         finally:
-            seconds = time.perf_counter() - start
-            self._stats.record("sync", name, seconds, hits, misses, error)
+            seconds = _clock() - start
+            self._stats.record(self._table, name, seconds, hits, misses, error)
             if span is not None:
                 span.end(seconds, hits, misses, error)
 
     def iterate(self, operation: Operation[None]) -> Iterator[Any]:
         name: str = operation.__name__  # type: ignore[attr-defined]  # a generator
         error: str | None = None
-        start = time.perf_counter()
+        start = _clock()
         try:
             yield from super().iterate(operation)
         except BaseException as exc:
             error = _error_kind(exc)
             raise
         finally:
-            self._stats.record("sync", name, time.perf_counter() - start, 0, 0, error)
+            self._stats.record(self._table, name, _clock() - start, 0, 0, error)
 
 
 class MeasuredCore(AsyncCore):
     """The async core, with each call counted in the cache's stats and traced."""
 
-    __slots__ = ("_stats", "_tracing")
+    __slots__ = ("_stats", "_table", "_tracing")
 
     def __init__(self, config: CacheConfig, stats: CacheStats) -> None:
         super().__init__(config)
         self._stats = stats
+        self._table = stats.table("async")
         self._tracing = _otel.tracing_for(config, stats)
 
     async def run(self, operation: Operation[T], fallback: Any = None) -> T:
@@ -259,9 +285,9 @@ class MeasuredCore(AsyncCore):
         span = self._tracing.start(name, "async") if self._tracing is not None else None
         error: str | None = None
         hits = misses = 0
-        start = time.perf_counter()
+        start = _clock()
         try:
-            result = await super().run(operation, _ABSENT)
+            result = await _async_run(self, operation, _ABSENT)
             if result is _ABSENT:
                 error, result = IGNORED, fallback
             elif name in _SINGLE_READS:
@@ -274,15 +300,15 @@ class MeasuredCore(AsyncCore):
             error = _error_kind(exc)
             raise
         finally:
-            seconds = time.perf_counter() - start
-            self._stats.record("async", name, seconds, hits, misses, error)
+            seconds = _clock() - start
+            self._stats.record(self._table, name, seconds, hits, misses, error)
             if span is not None:
                 span.end(seconds, hits, misses, error)
 
     async def iterate(self, operation: Operation[None]) -> AsyncIterator[Any]:
         name: str = operation.__name__  # type: ignore[attr-defined]  # a generator
         error: str | None = None
-        start = time.perf_counter()
+        start = _clock()
         try:
             async for item in super().iterate(operation):
                 yield item
@@ -290,7 +316,11 @@ class MeasuredCore(AsyncCore):
             error = _error_kind(exc)
             raise
         finally:
-            self._stats.record("async", name, time.perf_counter() - start, 0, 0, error)
+            self._stats.record(self._table, name, _clock() - start, 0, 0, error)
+
+
+_sync_run = SyncAdapter.run
+_async_run = AsyncCore.run
 
 
 def drivers(config: CacheConfig) -> tuple[SyncAdapter, AsyncCore, CacheStats]:
