@@ -17,7 +17,7 @@ pytest.importorskip("opentelemetry.sdk")
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
@@ -30,6 +30,20 @@ class Telemetry:
     def __init__(self) -> None:
         self.spans = InMemorySpanExporter()
         self.metrics = InMemoryMetricReader()
+        self.gate = Gate(SimpleSpanProcessor(self.spans))
+
+
+class Gate(SpanProcessor):
+    """Passes finished spans on only while a test of this module runs: the provider
+    stays installed for the session, and later tests must not fill the exporter."""
+
+    def __init__(self, inner: SpanProcessor) -> None:
+        self.inner = inner
+        self.open = False
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self.open:
+            self.inner.on_end(span)
 
 
 _telemetry: Telemetry | None = None
@@ -42,11 +56,13 @@ def telemetry() -> Iterator[Telemetry]:
     if _telemetry is None:
         _telemetry = Telemetry()
         tracer_provider = TracerProvider()
-        tracer_provider.add_span_processor(SimpleSpanProcessor(_telemetry.spans))
+        tracer_provider.add_span_processor(_telemetry.gate)
         trace.set_tracer_provider(tracer_provider)
         metrics.set_meter_provider(MeterProvider(metric_readers=[_telemetry.metrics]))
     _telemetry.spans.clear()
+    _telemetry.gate.open = True
     yield _telemetry
+    _telemetry.gate.open = False
     _telemetry.spans.clear()
 
 

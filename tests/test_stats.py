@@ -174,3 +174,20 @@ def test_stats_option_takes_a_boolean(make_cache: Any) -> None:
 
     with pytest.raises(ImproperlyConfigured, match="'stats'"):
         make_cache(OPTIONS={"stats": "yes"})
+
+
+def test_prometheus_text_holds_the_counters(api: Any, api_name: str, cache: Any) -> None:
+    """prometheus_text() renders the calls, hits, misses and a cumulative histogram."""
+    from django_asyncredis.prometheus import prometheus_text
+
+    api.set("present", 1)
+    api.get("present")
+    api.get("absent")
+    api.get("absent")
+    text = prometheus_text()
+    labels = f'alias="{cache.stats.alias}",api="{api_name}",operation="get"'
+    assert f"django_asyncredis_calls_total{{{labels}}} 3\n" in text
+    assert f"django_asyncredis_hits_total{{{labels}}} 1\n" in text
+    assert f"django_asyncredis_misses_total{{{labels}}} 2\n" in text
+    assert f'django_asyncredis_duration_seconds_bucket{{{labels},le="+Inf"}} 3\n' in text
+    assert f"django_asyncredis_duration_seconds_count{{{labels}}} 3\n" in text
