@@ -191,3 +191,24 @@ def test_prometheus_text_holds_the_counters(api: Any, api_name: str, cache: Any)
     assert f"django_asyncredis_misses_total{{{labels}}} 2\n" in text
     assert f'django_asyncredis_duration_seconds_bucket{{{labels},le="+Inf"}} 3\n' in text
     assert f"django_asyncredis_duration_seconds_count{{{labels}}} 3\n" in text
+
+
+@pytest.mark.parametrize("api_name", ["sync", "async"])
+def test_stopping_an_iteration_early_is_not_an_error(api_name: str, cache: Any) -> None:
+    """Leaving iter_keys after the first key counts one scan call and no error."""
+    cache.set_many({"k1": 1, "k2": 2, "k3": 3})
+    cache.stats.reset()
+    if api_name == "sync":
+        keys = cache.iter_keys("k*", itersize=1)
+        next(keys)
+        keys.close()
+    else:
+
+        async def first() -> None:
+            keys = cache.aiter_keys("k*", itersize=1)
+            await anext(keys)
+            await keys.aclose()
+
+        asyncio.run(first())
+    scan = counters(cache, api_name, "scan")
+    assert (scan["calls"], scan["errors"]) == (1, {})

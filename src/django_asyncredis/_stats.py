@@ -214,8 +214,10 @@ def _requested(operation: Any) -> int | None:
     return len(frame.f_locals["keys"]) if frame is not None else None
 
 
-def _error_kind(exc: BaseException) -> str:
-    return type(exc).__name__
+def _error_kind(exc: BaseException) -> str | None:
+    """The kind an error is counted under; None for a caller that stopped iterating
+    early (``GeneratorExit``), which is not an error."""
+    return None if isinstance(exc, GeneratorExit) else type(exc).__name__
 
 
 class MeasuredSync(SyncAdapter):
