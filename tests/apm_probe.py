@@ -109,18 +109,38 @@ def sentry_otel(url: str) -> dict[str, Any]:
 
 
 def debug_toolbar(url: str) -> dict[str, Any]:
-    """django-debug-toolbar's cache panel, instrumenting as during a request."""
-    configure(url, apps=["django.contrib.staticfiles", "debug_toolbar"], STATIC_URL="/s/")
-    from debug_toolbar.panels.cache import CachePanel
+    """django-debug-toolbar on one ASGI request to an async view that makes an
+    ``aget`` and a ``get``: what its cache panel and ours recorded."""
+    configure(
+        url,
+        apps=["django.contrib.staticfiles", "debug_toolbar"],
+        DEBUG=True,
+        INTERNAL_IPS=["127.0.0.1"],
+        ROOT_URLCONF="tests.apm_toolbar_urls",
+        STATIC_URL="/static/",
+        MIDDLEWARE=["debug_toolbar.middleware.DebugToolbarMiddleware"],
+        TEMPLATES=[
+            {"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}
+        ],
+        DEBUG_TOOLBAR_PANELS=[
+            "debug_toolbar.panels.cache.CachePanel",
+            "django_asyncredis.toolbar.AsyncRedisPanel",
+        ],
+        DEBUG_TOOLBAR_CONFIG={"IS_RUNNING_TESTS": False},
+    )
+    from debug_toolbar.store import get_store
+    from django.test import AsyncClient
 
-    panel = CachePanel(None, None)
-    CachePanel.ready()
-    panel.enable_instrumentation()
-    try:
-        calls()
-    finally:
-        panel.disable_instrumentation()
-    return {"counts": {name: n for name, n in panel.counts.items() if n}}
+    response = asyncio.run(AsyncClient().get("/probe"))
+    assert response.status_code == 200, response.status_code
+    store = get_store()
+    (request_id,) = store.request_ids()
+    theirs = store.panel(request_id, "CachePanel")
+    ours = store.panel(request_id, "AsyncRedisPanel")
+    return {
+        "toolbar": {name: n for name, n in theirs["counts"].items() if n},
+        "ours": [row[:7] for row in ours["rows"]],
+    }
 
 
 def otel_redis(url: str) -> dict[str, Any]:

@@ -53,9 +53,13 @@ def test_sentry_through_opentelemetry_sees_both_apis(redis_server: ServerProcess
 
 
 def test_debug_toolbar_cache_panel_sees_only_sync_calls(redis_server: ServerProcess) -> None:
-    """The cache panel patches the sync method names: the native aget is not counted."""
+    """Under ASGI, the toolbar's cache panel counts the sync get; our panel counts both."""
     seen = probe("debug_toolbar", redis_server, "debug_toolbar")
-    assert seen["counts"] == {"get": 1}
+    assert seen["toolbar"] == {"get": 1}
+    assert seen["ours"] == [
+        ["default", "async", "get", 1, 0, 1, 0],
+        ["default", "sync", "get", 1, 0, 1, 0],
+    ]
 
 
 def test_otel_redis_instrumentation_sees_only_the_raw_client(redis_server: ServerProcess) -> None:
