@@ -19,6 +19,7 @@ touching the context keeps the async path free of context switches.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +94,7 @@ class Tracing:
 
 _tracings: dict[int, tuple[Any, Tracing]] = {}
 _meter_instruments: dict[str, Any] = {}
+_instruments_lock = threading.Lock()
 
 
 def tracing_for(config: CacheConfig, stats: CacheStats) -> Tracing | None:
@@ -116,25 +118,31 @@ def tracing_for(config: CacheConfig, stats: CacheStats) -> Tracing | None:
 def _instruments() -> dict[str, Any]:
     """The meter's instruments, created once per process: the per-call duration
     histogram, and observable counters that read the stats registry."""
-    if not _meter_instruments:
-        meter = metrics.get_meter(INSTRUMENTATION)
-        _meter_instruments["duration"] = meter.create_histogram(
-            "db.client.operation.duration",
-            unit="s",
-            description="Duration of django-asyncredis cache calls.",
-        )
-        for field, description in (
-            ("calls", "Cache calls."),
-            ("hits", "Cache reads that found their key."),
-            ("misses", "Cache reads that did not find their key."),
-            ("errors", "Cache calls that failed (or were ignored), by error.type."),
-        ):
-            _meter_instruments[field] = meter.create_observable_counter(
-                f"django_asyncredis.cache.{field}",
-                callbacks=[_observer(field)],
-                description=description,
-            )
+    with _instruments_lock:
+        if not _meter_instruments:
+            _create_instruments()
     return _meter_instruments
+
+
+def _create_instruments() -> None:
+    """The duration histogram, and observable counters that read the stats registry."""
+    meter = metrics.get_meter(INSTRUMENTATION)
+    _meter_instruments["duration"] = meter.create_histogram(
+        "db.client.operation.duration",
+        unit="s",
+        description="Duration of django-asyncredis cache calls.",
+    )
+    for field, description in (
+        ("calls", "Cache calls."),
+        ("hits", "Cache reads that found their key."),
+        ("misses", "Cache reads that did not find their key."),
+        ("errors", "Cache calls that failed (or were ignored), by error.type."),
+    ):
+        _meter_instruments[field] = meter.create_observable_counter(
+            f"django_asyncredis.cache.{field}",
+            callbacks=[_observer(field)],
+            description=description,
+        )
 
 
 def _observer(field: str) -> Any:

@@ -225,11 +225,13 @@ class MeasuredSync(SyncAdapter):
 
     __slots__ = ("_stats", "_table", "_tracing")
 
-    def __init__(self, config: CacheConfig, stats: CacheStats) -> None:
+    def __init__(
+        self, config: CacheConfig, stats: CacheStats, tracing: _otel.Tracing | None
+    ) -> None:
         super().__init__(config)
         self._stats = stats
         self._table = stats.table("sync")
-        self._tracing = _otel.tracing_for(config, stats)
+        self._tracing = tracing
 
     def run(self, operation: Operation[T], fallback: Any = None) -> T:
         name: str = operation.__name__  # type: ignore[attr-defined]  # a generator
@@ -275,11 +277,13 @@ class MeasuredCore(AsyncCore):
 
     __slots__ = ("_stats", "_table", "_tracing")
 
-    def __init__(self, config: CacheConfig, stats: CacheStats) -> None:
+    def __init__(
+        self, config: CacheConfig, stats: CacheStats, tracing: _otel.Tracing | None
+    ) -> None:
         super().__init__(config)
         self._stats = stats
         self._table = stats.table("async")
-        self._tracing = _otel.tracing_for(config, stats)
+        self._tracing = tracing
 
     async def run(self, operation: Operation[T], fallback: Any = None) -> T:
         name: str = operation.__name__  # type: ignore[attr-defined]  # a generator
@@ -329,11 +333,12 @@ def drivers(config: CacheConfig) -> tuple[SyncAdapter, AsyncCore, CacheStats]:
     """The sync adapter and async core a backend uses: measured unless both STATS and
     OpenTelemetry are off, in which case the plain ones, at no cost at all."""
     stats = stats_of(config)
-    if not config.stats and _otel.tracing_for(config, stats) is None:
+    tracing = _otel.tracing_for(config, stats)
+    if not config.stats and tracing is None:
         return SyncAdapter(config), AsyncCore(config), stats
     if not config.stats:
         stats = CacheStats(stats.alias, enabled=False)  # counted nowhere anyone reads
-    return MeasuredSync(config, stats), MeasuredCore(config, stats), stats
+    return MeasuredSync(config, stats, tracing), MeasuredCore(config, stats, tracing), stats
 
 
 class PoolGauges(Protocol):

@@ -158,7 +158,6 @@ def _stats(alias: str) -> dict[str, Any]:
         "server": server,
         "address": _where(alias),
         "pools": [vars(g) for s in cache._config.servers for g in pool_gauges(s)],
-        "process": cache.stats.as_dict()["totals"],
     }
 
 
