@@ -37,19 +37,23 @@ VARIANTS = {
 }
 
 
-async def async_us(cache: RedisCache) -> float:
-    start = time.perf_counter()
+async def async_us(cache: RedisCache) -> tuple[float, float]:
+    """(wall, this process's CPU) µs per ``aget``."""
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(CALLS):
         await cache.aget("key")
-    return (time.perf_counter() - start) / CALLS * 1e6
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return wall / CALLS * 1e6, cpu / CALLS * 1e6
 
 
-def sync_us(cache: RedisCache) -> float:
+def sync_us(cache: RedisCache) -> tuple[float, float]:
+    """(wall, this process's CPU) µs per ``get``."""
     cache.get("key")
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(CALLS):
         cache.get("key")
-    return (time.perf_counter() - start) / CALLS * 1e6
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return wall / CALLS * 1e6, cpu / CALLS * 1e6
 
 
 def get(default: object) -> Operation[object]:
@@ -84,7 +88,7 @@ def main() -> None:
     try:
         caches = {label: RedisCache(server.url, {"OPTIONS": o}) for label, o in VARIANTS.items()}
         next(iter(caches.values())).set("key", "value")
-        times: dict[tuple[str, str], list[float]] = {}
+        times: dict[tuple[str, str], list[tuple[float, float]]] = {}
 
         async def async_rounds() -> None:
             for cache in caches.values():
@@ -111,24 +115,32 @@ def main() -> None:
     print("| --- | --- | ---: | ---: | ---: |")
     for api in ("aget", "get"):
         base = statistics.median(driver[api, "off"])
-        whole = statistics.median(times[api, "off"])
+        whole = statistics.median(wall for wall, _ in times[api, "off"])
         for label in VARIANTS:
             own = statistics.median(driver[api, label])
             print(
                 f"| `{api}` | {label} | {own:.2f} | {own - base:.2f} | {(own - base) / whole:.1%} |"
             )
     print()
-    print(f"one hit per call, {CALLS} calls per variant per round, {ROUNDS} interleaved rounds:\n")
-    print("| call | variant | median µs per call | ratio to off (median of rounds) |")
-    print("| --- | --- | ---: | ---: |")
+    print(
+        f"one hit per call, {CALLS} calls per variant per round, {ROUNDS} interleaved rounds (ratios: median of the rounds' ratios):\n"
+    )
+    print(
+        "| call | variant | median µs per call | ratio to off | client CPU µs per call "
+        "| CPU ratio to off |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
     for api in ("aget", "get"):
         off = times[api, "off"]
         for label in VARIANTS:
             own = times[api, label]
-            ratios = [mine / base for mine, base in zip(own, off, strict=True)]
+            walls = [mine[0] / base[0] for mine, base in zip(own, off, strict=True)]
+            cpus = [mine[1] / base[1] for mine, base in zip(own, off, strict=True)]
             print(
-                f"| `{api}` | {label} | {statistics.median(own):.1f} "
-                f"| {statistics.median(ratios):.3f} |"
+                f"| `{api}` | {label} | {statistics.median(w for w, _ in own):.1f} "
+                f"| {statistics.median(walls):.3f} "
+                f"| {statistics.median(c for _, c in own):.1f} "
+                f"| {statistics.median(cpus):.3f} |"
             )
 
 
