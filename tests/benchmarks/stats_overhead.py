@@ -123,7 +123,8 @@ def main() -> None:
             )
     print()
     print(
-        f"one hit per call, {CALLS} calls per variant per round, {ROUNDS} interleaved rounds (ratios: median of the rounds' ratios):\n"
+        f"one hit per call, {CALLS} calls per variant per round, {ROUNDS} interleaved "
+        "rounds (ratios: median of the rounds' ratios):\n"
     )
     print(
         "| call | variant | median µs per call | ratio to off | client CPU µs per call "
