@@ -19,7 +19,12 @@ from tests.thread_hops import count_hops
 def pytest_configure(config: pytest.Config) -> None:
     if not settings.configured:
         settings.configure(
-            INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "tests"],
+            INSTALLED_APPS=[
+                "django.contrib.contenttypes",
+                "django.contrib.auth",
+                "django_asyncredis",  # its system checks and manage.py asyncredis
+                "tests",
+            ],
             # A file, not :memory:, so threads (sync_to_async) see the same tables.
             DATABASES={
                 "default": {

@@ -133,7 +133,15 @@ def test_demo_serves_the_cache_over_asgi(start_demo: StartDemo, server: ServerPr
         assert index.status_code == 200
         assert index.headers["Content-Type"].startswith("text/html")
         links = re.findall(r'<a href="([^"]+)">', index.text)
-        assert links == ["/async", "/sync", "/site-cache", "/cache-page", "/session", "/health"]
+        assert links == [
+            "/async",
+            "/sync",
+            "/site-cache",
+            "/cache-page",
+            "/session",
+            "/health",
+            "/metrics",
+        ]
         for path in ["/", *links]:
             assert path in demo.output()  # the banner lists them too
 
@@ -163,6 +171,18 @@ def test_demo_serves_the_cache_over_asgi(start_demo: StartDemo, server: ServerPr
         assert cache["location"] == server.url
         assert cache["aget_latency_ms"] >= 0
         assert cache["server"].split()[0] in {"redis", "valkey"}
+        # The stats of this demo process: two /sync visits, one miss then one hit;
+        # two /async visits, two INCRs.
+        operations = health.json()["stats"]["default"]["operations"]
+        sync_get = operations["sync"]["get"]
+        assert (sync_get["calls"], sync_get["hits"], sync_get["misses"]) == (2, 1, 1)
+        assert operations["async"]["incr"]["calls"] == 2
+        metrics = client.get("/metrics")
+        assert metrics.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        get_labels = '{alias="default",api="sync",operation="get"}'
+        assert f"django_asyncredis_hits_total{get_labels} 1" in metrics.text
+        assert f"django_asyncredis_misses_total{get_labels} 1" in metrics.text
+        assert never_cached(metrics)
         assert never_cached(client.get("/health"))
         assert never_cached(client.get("/"))
 

@@ -14,4 +14,5 @@ urlpatterns = [
     path("cache-page", views.cache_page_view, name="cache-page"),
     path("session", views.session_view, name="session"),
     path("health", views.health, name="health"),
+    path("metrics", views.metrics, name="metrics"),
 ]

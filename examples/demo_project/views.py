@@ -21,13 +21,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html, format_html_join
 
 from django_asyncredis import aget_redis_connection
 from django_asyncredis.decorators import cache_page, vary_on_cookie
+from django_asyncredis.prometheus import CONTENT_TYPE, prometheus_text
 
 REPORT_TIMEOUT = 30  # seconds the async view's report stays cached
 PAGE_TIMEOUT = 10  # seconds /cache-page stays cached (the site-wide default is 30)
@@ -40,7 +41,9 @@ ENDPOINTS = {
     "/site-cache": "A page stored for 30 s by the site-wide page-cache middleware.",
     "/cache-page": "An async view under @cache_page(10) and @vary_on_cookie: a page per visitor.",
     "/session": "Your own visit counter, in a session stored in the cache.",
-    "/health": "The cache server (password hidden) and the round trip of one aget.",
+    "/health": "The cache server (password hidden), the round trip of one aget, and each "
+    "cache's stats in this process (calls, hits, misses, errors).",
+    "/metrics": "The same stats in Prometheus's text format.",
 }
 
 
@@ -200,7 +203,17 @@ async def health(request: HttpRequest) -> JsonResponse:
     # Valkey reports itself as server_name=valkey; Redis has no server_name.
     name = server.get("server_name", "redis")
     info["server"] = f"{name} {server.get(f'{name}_version', server['redis_version'])}"
-    return _live({"status": "ok", "cache": info})
+    # cache.stats: this process's counters for the alias, shared by every request
+    # (see docs/observability.md). as_dict() also has a latency histogram per call.
+    stats = {alias: caches[alias].stats.as_dict() for alias in settings.CACHES}  # type: ignore[attr-defined]
+    return _live({"status": "ok", "cache": info, "stats": stats})
+
+
+async def metrics(request: HttpRequest) -> HttpResponse:
+    """``GET /metrics``: the stats of every cache in Prometheus's text format."""
+    response = HttpResponse(prometheus_text(), content_type=CONTENT_TYPE)
+    add_never_cache_headers(response)
+    return response
 
 
 def _without_password(location: str) -> str:

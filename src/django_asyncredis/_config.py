@@ -258,6 +258,10 @@ class CacheConfig:
     codec: Codec = field(init=False, compare=False, repr=False)
     #: The live topology state of a cluster or sentinel configuration.
     topology: Any = field(init=False, compare=False, repr=False)
+    #: STATS: count calls, hits, misses, errors and latency (``_stats``).
+    stats: bool = True
+    #: OPENTELEMETRY: a span per call and the stats as metrics, when the API is installed.
+    opentelemetry: bool = True
 
     def __post_init__(self) -> None:
         codec = Codec(self.serializer, self.compressor, self.compress_min_length)
@@ -568,6 +572,7 @@ def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
     compressor: Compressor | None = None
     compress_min_length = DEFAULT_COMPRESS_MIN_LENGTH
     ignore_exceptions = _global_setting("IGNORE_EXCEPTIONS", False)
+    observability: dict[str, bool] = {}  # STATS, OPENTELEMETRY (see CacheConfig)
     redis_client_class = None
     redis_client_kwargs: tuple[tuple[str, Any], ...] = ()
     read_from_replicas: bool | None = None  # None: not set
@@ -650,6 +655,8 @@ def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
             pass  # read by BaseCache; Redis evicts by its own maxmemory-policy
         elif key == "ignore_exceptions":
             ignore_exceptions = _boolean(name, value)
+        elif key in ("stats", "opentelemetry"):
+            observability[key] = _boolean(name, value)
         else:
             apply(key, name, value)
 
@@ -739,6 +746,7 @@ def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
         redis_client_class=redis_client_class,
         redis_client_kwargs=redis_client_kwargs,
         scan_itersize=_global_setting("SCAN_ITERSIZE", None),
+        **observability,
     )
 
 

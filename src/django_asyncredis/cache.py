@@ -29,14 +29,12 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from django_asyncredis import _operations as ops
-from django_asyncredis import _raw
+from django_asyncredis import _raw, _stats
 from django_asyncredis._config import CacheConfig, parse_cached
-from django_asyncredis._core import AsyncCore
 from django_asyncredis._lock import AsyncLock, Lock
 from django_asyncredis._pipeline import AsyncPipeline, Pipeline
 from django_asyncredis._pools import aclose_async_pools, close_sync_pools, servers_in_use
 from django_asyncredis._structures import StructuresMixin
-from django_asyncredis._sync import SyncAdapter
 
 Key = Any  # whatever the KEY_FUNCTION accepts; Django's default takes str
 Timeout = float | int | None | object
@@ -66,8 +64,8 @@ class RedisCache(StructuresMixin, BaseCache):
         # recognises it by identity on every request.
         self._config: CacheConfig = parse_cached(server, params.get("OPTIONS") or _NO_OPTIONS)
         self._codec = self._config.codec
-        self._sync = SyncAdapter(self._config)
-        self._async = AsyncCore(self._config)
+        # The drivers, measured for the stats and traced unless both are off (_stats).
+        self._sync, self._async, self._stats = _stats.drivers(self._config)
         self._reverse_key_func = _reverse_key_function(params.get("REVERSE_KEY_FUNCTION"))
         self._custom_key_func = params.get("KEY_FUNCTION") is not None
 
@@ -119,6 +117,12 @@ class RedisCache(StructuresMixin, BaseCache):
     async def aget_client(self, write: bool = True) -> redis.asyncio.Redis:
         """``aget_redis_connection`` for this cache, bound to the running loop."""
         return await _raw.aclient_of(self, write)
+
+    @property
+    def stats(self) -> _stats.CacheStats:
+        """This cache alias's counters, shared by every instance in the process:
+        ``cache.stats.as_dict()``, ``cache.stats.reset()`` (see docs/observability.md)."""
+        return self._stats
 
     @property
     def client(self) -> RedisCache:

@@ -1,0 +1,372 @@
+"""Stats of a cache: calls, hits, misses, errors by kind and latency, per operation.
+
+Counted above the drivers: ``MeasuredCore`` and ``MeasuredSync`` are the async core
+and the sync adapter with their ``run``/``iterate`` timed, so each call of either
+API is counted once, whatever topology runs it. The counters live in a
+process-wide registry keyed by the cache alias, not on the backend: Django builds
+a backend per async context under ASGI, and a counter on it would be thrown away
+with every request.
+
+One lock per cache guards the counters: a call takes it once, for a few
+additions (its cost is measured in docs/benchmarks.md), so counts stay exact
+across threads and event loops.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from bisect import bisect_left
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, Protocol, TypeVar
+
+from django_asyncredis import _otel
+from django_asyncredis._config import CacheConfig, Server, alias_of
+from django_asyncredis._core import AsyncCore
+from django_asyncredis._operations import Operation
+from django_asyncredis._sync import SyncAdapter
+
+T = TypeVar("T")
+
+#: Upper bounds of the latency buckets, in seconds (the last bucket is +Inf).
+BUCKETS: tuple[float, ...] = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+)
+
+#: Operations whose result says hit or miss: ``get`` (the default back means a
+#: miss) and ``get_many`` (each requested key absent from the result is a miss).
+_SINGLE_READS = frozenset({"get", "get_from_primary"})
+_MANY_READS = frozenset({"get_many"})
+
+#: The error kind counted when ignore-exceptions mode swallowed the failure (the
+#: core hands back the fallback and keeps the exception to itself).
+IGNORED = "ignored"
+
+_ABSENT: Any = object()
+_clock = time.perf_counter
+
+
+class _Counters:
+    """One operation on one API: how often, with what outcome, how fast."""
+
+    __slots__ = ("buckets", "calls", "errors", "hits", "misses", "seconds")
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.hits = 0
+        self.misses = 0
+        self.seconds = 0.0
+        self.errors: dict[str, int] = {}
+        self.buckets = [0] * (len(BUCKETS) + 1)
+
+    def as_dict(self) -> dict[str, Any]:
+        bounds = [*(str(bound) for bound in BUCKETS), "+Inf"]
+        return {
+            "calls": self.calls,
+            "hits": self.hits,
+            "misses": self.misses,
+            "errors": dict(self.errors),
+            "latency": {
+                "count": self.calls,
+                "sum_seconds": self.seconds,
+                "buckets": dict(zip(bounds, self.buckets, strict=True)),
+            },
+        }
+
+
+class CacheStats:
+    """The stats of one cache alias: ``cache.stats.as_dict()``, ``cache.stats.reset()``.
+
+    Shared by every backend instance of the alias, in every thread and loop.
+    """
+
+    def __init__(self, alias: str, enabled: bool) -> None:
+        self.alias = alias
+        self.enabled = enabled
+        self._lock = threading.Lock()
+        #: api -> operation name -> counters; the inner dicts live as long as this
+        #: object (reset empties them), so the drivers hold them directly.
+        self._counters: dict[str, dict[str, _Counters]] = {"async": {}, "sync": {}}
+
+    def table(self, api: str) -> dict[str, _Counters]:
+        """The counters of one API ("async" or "sync"), by operation name."""
+        return self._counters[api]
+
+    def record(
+        self,
+        table: dict[str, _Counters],
+        name: str,
+        seconds: float,
+        hits: int,
+        misses: int,
+        error: str | None,
+    ) -> None:
+        """Count one call of operation ``name`` in ``table`` (from ``table()``)."""
+        bucket = bisect_left(BUCKETS, seconds)
+        with self._lock:
+            counters = table.get(name)
+            if counters is None:
+                counters = table[name] = _Counters()
+            counters.calls += 1
+            if hits:
+                counters.hits += hits
+            if misses:
+                counters.misses += misses
+            counters.seconds += seconds
+            counters.buckets[bucket] += 1
+            if error is not None:
+                counters.errors[error] = counters.errors.get(error, 0) + 1
+
+    def as_dict(self) -> dict[str, Any]:
+        """A snapshot: ``{"alias", "enabled", "totals", "operations": {api: {name: ...}}}``."""
+        with self._lock:
+            operations = {
+                api: {name: table[name].as_dict() for name in sorted(table)}
+                for api, table in self._counters.items()
+            }
+            totals = {"calls": 0, "hits": 0, "misses": 0, "errors": 0}
+            for _, _, counters in self._all():
+                totals["calls"] += counters.calls
+                totals["hits"] += counters.hits
+                totals["misses"] += counters.misses
+                totals["errors"] += sum(counters.errors.values())
+        reads = totals["hits"] + totals["misses"]
+        return {
+            "alias": self.alias,
+            "enabled": self.enabled,
+            "totals": {**totals, "hit_ratio": totals["hits"] / reads if reads else None},
+            "operations": operations,
+        }
+
+    def rows(self) -> list[tuple[str, str, _Counters]]:
+        """(api, operation, a copy of its counters): for exporters (OTel, Prometheus)."""
+        with self._lock:
+            copies = []
+            for api, name, counters in self._all():
+                copy = _Counters()
+                copy.calls, copy.hits, copy.misses = counters.calls, counters.hits, counters.misses
+                copy.seconds, copy.errors = counters.seconds, dict(counters.errors)
+                copy.buckets = list(counters.buckets)
+                copies.append((api, name, copy))
+        return copies
+
+    def reset(self) -> None:
+        """Start counting from zero (for every backend instance of this alias)."""
+        with self._lock:
+            for table in self._counters.values():
+                table.clear()
+
+    def _all(self) -> list[tuple[str, str, _Counters]]:
+        return [
+            (api, name, counters)
+            for api, table in self._counters.items()
+            for name, counters in table.items()
+        ]
+
+
+_registry: dict[str, CacheStats] = {}
+_registry_lock = threading.Lock()
+#: config identity -> (config, its stats): a backend is built per request under
+#: ASGI, and finding the alias walks CACHES, so the answer is remembered.
+_by_config: dict[int, tuple[CacheConfig, CacheStats]] = {}
+
+
+def stats_of(config: CacheConfig) -> CacheStats:
+    """The stats registered for the alias whose settings made ``config``."""
+    known = _by_config.get(id(config))
+    if known is not None and known[0] is config:
+        return known[1]
+    alias = alias_of(config)
+    with _registry_lock:
+        stats = _registry.get(alias)
+        if stats is None:
+            stats = _registry[alias] = CacheStats(alias, config.stats)
+        stats.enabled = config.stats
+        if len(_by_config) >= 256:
+            _by_config.clear()
+        _by_config[id(config)] = (config, stats)
+    return stats
+
+
+def all_stats() -> list[CacheStats]:
+    """Every cache's stats registered in this process, by alias."""
+    with _registry_lock:
+        return [_registry[alias] for alias in sorted(_registry)]
+
+
+def _requested(operation: Any) -> int | None:
+    """How many keys a ``get_many`` asks for, read before the generator starts (and
+    drops its arguments from its frame)."""
+    frame = operation.gi_frame
+    return len(frame.f_locals["keys"]) if frame is not None else None
+
+
+def _error_kind(exc: BaseException) -> str | None:
+    """The kind an error is counted under; None for a caller that stopped iterating
+    early (``GeneratorExit``), which is not an error."""
+    return None if isinstance(exc, GeneratorExit) else type(exc).__name__
+
+
+class MeasuredSync(SyncAdapter):
+    """The sync adapter, with each call counted in the cache's stats and traced."""
+
+    __slots__ = ("_stats", "_table", "_tracing")
+
+    def __init__(
+        self, config: CacheConfig, stats: CacheStats, tracing: _otel.Tracing | None
+    ) -> None:
+        super().__init__(config)
+        self._stats = stats
+        self._table = stats.table("sync")
+        self._tracing = tracing
+
+    def run(self, operation: Operation[T], fallback: Any = None) -> T:
+        name: str = operation.__name__  # type: ignore[attr-defined]  # a generator
+        wanted = _requested(operation) if name in _MANY_READS else 0
+        span = self._tracing.start(name, "sync") if self._tracing is not None else None
+        error: str | None = None
+        hits = misses = 0
+        start = _clock()
+        try:
+            result = _sync_run(self, operation, _ABSENT)
+            if result is _ABSENT:
+                error, result = IGNORED, fallback
+            elif name in _SINGLE_READS:
+                hits, misses = (0, 1) if result is fallback else (1, 0)
+            elif name in _MANY_READS:
+                hits = len(result)  # type: ignore[arg-type]
+                misses = (wanted or hits) - hits
+            return result
+        except BaseException as exc:
+            error = _error_kind(exc)
+            raise
+        finally:
+            seconds = _clock() - start
+            self._stats.record(self._table, name, seconds, hits, misses, error)
+            if span is not None:
+                span.end(seconds, hits, misses, error)
+
+    def iterate(self, operation: Operation[None]) -> Iterator[Any]:
+        name: str = operation.__name__  # type: ignore[attr-defined]  # a generator
+        error: str | None = None
+        start = _clock()
+        try:
+            yield from super().iterate(operation)
+        except BaseException as exc:
+            error = _error_kind(exc)
+            raise
+        finally:
+            self._stats.record(self._table, name, _clock() - start, 0, 0, error)
+
+
+class MeasuredCore(AsyncCore):
+    """The async core, with each call counted in the cache's stats and traced."""
+
+    __slots__ = ("_stats", "_table", "_tracing")
+
+    def __init__(
+        self, config: CacheConfig, stats: CacheStats, tracing: _otel.Tracing | None
+    ) -> None:
+        super().__init__(config)
+        self._stats = stats
+        self._table = stats.table("async")
+        self._tracing = tracing
+
+    async def run(self, operation: Operation[T], fallback: Any = None) -> T:
+        name: str = operation.__name__  # type: ignore[attr-defined]  # a generator
+        wanted = _requested(operation) if name in _MANY_READS else 0
+        span = self._tracing.start(name, "async") if self._tracing is not None else None
+        error: str | None = None
+        hits = misses = 0
+        start = _clock()
+        try:
+            result = await _async_run(self, operation, _ABSENT)
+            if result is _ABSENT:
+                error, result = IGNORED, fallback
+            elif name in _SINGLE_READS:
+                hits, misses = (0, 1) if result is fallback else (1, 0)
+            elif name in _MANY_READS:
+                hits = len(result)  # type: ignore[arg-type]
+                misses = (wanted or hits) - hits
+            return result
+        except BaseException as exc:
+            error = _error_kind(exc)
+            raise
+        finally:
+            seconds = _clock() - start
+            self._stats.record(self._table, name, seconds, hits, misses, error)
+            if span is not None:
+                span.end(seconds, hits, misses, error)
+
+    async def iterate(self, operation: Operation[None]) -> AsyncIterator[Any]:
+        name: str = operation.__name__  # type: ignore[attr-defined]  # a generator
+        error: str | None = None
+        start = _clock()
+        try:
+            async for item in super().iterate(operation):
+                yield item
+        except BaseException as exc:
+            error = _error_kind(exc)
+            raise
+        finally:
+            self._stats.record(self._table, name, _clock() - start, 0, 0, error)
+
+
+_sync_run = SyncAdapter.run
+_async_run = AsyncCore.run
+
+
+def drivers(config: CacheConfig) -> tuple[SyncAdapter, AsyncCore, CacheStats]:
+    """The sync adapter and async core a backend uses: measured unless both STATS and
+    OpenTelemetry are off, in which case the plain ones, at no cost at all."""
+    stats = stats_of(config)
+    tracing = _otel.tracing_for(config, stats)
+    if not config.stats and tracing is None:
+        return SyncAdapter(config), AsyncCore(config), stats
+    if not config.stats:
+        stats = CacheStats(stats.alias, enabled=False)  # counted nowhere anyone reads
+    return MeasuredSync(config, stats, tracing), MeasuredCore(config, stats, tracing), stats
+
+
+class PoolGauges(Protocol):
+    """What a connection pool reports for the stats (TODO: ``_pools`` implements it).
+
+    The pools live in ``_pools`` (rewritten separately); once they count these, the
+    ``asyncredis stats`` command and the OTel/Prometheus exporters read them with
+    ``pool_gauges(server)``.
+    """
+
+    in_use: int
+    idle: int
+    waiters: int
+    wait_seconds_total: float
+    opened_total: int
+    closed_total: int
+
+
+def pool_gauges(server: Server) -> list[PoolGauges]:
+    """The gauges of every pool open for ``server`` in this process (one per event
+    loop, plus the sync pool). Empty until ``_pools`` provides them (see TODO above)."""
+    provider = getattr(_pools_module(), "pool_gauges", None)
+    if provider is None:
+        return []
+    return list(provider(server))
+
+
+def _pools_module() -> Any:
+    from django_asyncredis import _pools
+
+    return _pools

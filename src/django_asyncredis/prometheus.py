@@ -1,0 +1,60 @@
+"""The stats in Prometheus's text format, for a ``/metrics`` view: no extra needed.
+
+``prometheus_text()`` renders every cache's counters of this process (see
+``_stats``) as Prometheus text exposition format 0.0.4: serve it with
+``HttpResponse(prometheus_text(), content_type=CONTENT_TYPE)``. Counters restart
+from zero after ``cache.stats.reset()``, which Prometheus reads as a restart.
+(Projects that already run ``prometheus_client`` can expose the same numbers
+from a custom collector reading ``cache.stats.as_dict()``.)
+"""
+
+from __future__ import annotations
+
+from django_asyncredis._stats import BUCKETS, all_stats
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_HELP = {
+    "calls": "Cache calls.",
+    "hits": "Cache reads that found their key.",
+    "misses": "Cache reads that did not find their key.",
+}
+
+
+def _labels(**labels: str) -> str:
+    escaped = (
+        f'{name}="{value.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
+        for name, value in labels.items()
+    )
+    return "{" + ",".join(escaped) + "}"
+
+
+def prometheus_text() -> str:
+    """Every cache's stats in this process, as Prometheus text."""
+    rows = [(stats.alias, *row) for stats in all_stats() for row in stats.rows()]
+    lines: list[str] = []
+    for field, description in _HELP.items():
+        name = f"django_asyncredis_{field}_total"
+        lines += [f"# HELP {name} {description}", f"# TYPE {name} counter"]
+        for alias, api, operation, counters in rows:
+            labels = _labels(alias=alias, api=api, operation=operation)
+            lines.append(f"{name}{labels} {getattr(counters, field)}")
+    name = "django_asyncredis_errors_total"
+    lines += [f"# HELP {name} Cache calls that failed (or were ignored).", f"# TYPE {name} counter"]
+    for alias, api, operation, counters in rows:
+        for kind, count in sorted(counters.errors.items()):
+            labels = _labels(alias=alias, api=api, operation=operation, kind=kind)
+            lines.append(f"{name}{labels} {count}")
+    name = "django_asyncredis_duration_seconds"
+    lines += [f"# HELP {name} Duration of cache calls.", f"# TYPE {name} histogram"]
+    for alias, api, operation, counters in rows:
+        cumulative = 0
+        bounds = [*(repr(bound) for bound in BUCKETS), "+Inf"]
+        for bound, count in zip(bounds, counters.buckets, strict=True):
+            cumulative += count
+            labels = _labels(alias=alias, api=api, operation=operation, le=bound)
+            lines.append(f"{name}_bucket{labels} {cumulative}")
+        labels = _labels(alias=alias, api=api, operation=operation)
+        lines.append(f"{name}_sum{labels} {counters.seconds!r}")
+        lines.append(f"{name}_count{labels} {counters.calls}")
+    return "\n".join(lines) + "\n"
