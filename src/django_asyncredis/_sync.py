@@ -16,7 +16,7 @@ import redis
 from redis.exceptions import AskError, ConnectionError, MovedError, ResponseError, TimeoutError
 
 from django_asyncredis import _routing
-from django_asyncredis._config import CacheConfig, Server
+from django_asyncredis._config import CacheConfig, Server, log_ignored
 from django_asyncredis._idempotency import may_resend, raise_unanswered
 from django_asyncredis._operations import (
     PRIMARIES,
@@ -35,7 +35,6 @@ from django_asyncredis._topology import SentinelState
 from django_asyncredis.errors import (
     CONNECTION_ERRORS,
     ConnectionInterrupted,
-    log_ignored,
     raise_translated,
 )
 
