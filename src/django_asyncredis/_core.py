@@ -21,7 +21,6 @@ from django_asyncredis._idempotency import may_resend, raise_unanswered
 from django_asyncredis._operations import (
     PRIMARIES,
     Batch,
-    Command,
     Emit,
     Offload,
     OnServer,
@@ -33,6 +32,8 @@ from django_asyncredis._operations import (
 from django_asyncredis._pools import async_pool
 from django_asyncredis._routing import Route, Send, SendEach
 from django_asyncredis._topology import SentinelState
+from django_asyncredis._wire import pack as _pack
+from django_asyncredis._wire import pack_many as _pack_many
 from django_asyncredis.errors import (
     CONNECTION_ERRORS,
     ConnectionInterrupted,
@@ -264,33 +265,6 @@ async def _exchange(connection: Any, request: Any, deadline: float | None) -> An
             return await connection.read_response()
     except builtins.TimeoutError:
         raise TimeoutError(f"Timeout reading from {connection.host}:{connection.port}") from None
-
-
-def _pack_python(connection: Any, command: Command) -> Any:
-    return connection.pack_command(*command)
-
-
-def _pack_many_python(connection: Any, commands: Batch) -> Any:
-    return connection.pack_commands(commands)
-
-
-def _pack_hiredis(connection: Any, command: Command) -> bytes:
-    return hiredis.pack_command(command)  # type: ignore[no-any-return]
-
-
-def _pack_many_hiredis(connection: Any, commands: Batch) -> bytes:
-    return b"".join([hiredis.pack_command(command) for command in commands])
-
-
-# redis-py packs commands in C (hiredis) on its sync connections but in Python on
-# its asyncio ones; with hiredis installed the core packs them in C too: a third
-# of an aget_many of 100 keys was redis-py's Python packer.
-try:
-    import hiredis
-
-    _pack, _pack_many = _pack_hiredis, _pack_many_hiredis
-except ImportError:  # pragma: no cover - hiredis is an extra
-    _pack, _pack_many = _pack_python, _pack_many_python
 
 
 async def _read_replies(connection: Any, count: int) -> list[Any]:

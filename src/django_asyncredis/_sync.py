@@ -32,6 +32,7 @@ from django_asyncredis._operations import (
 from django_asyncredis._pools import SYNC_GET_CONNECTION_NEEDS_NAME, sync_pool
 from django_asyncredis._routing import Route, Send, SendEach
 from django_asyncredis._topology import SentinelState
+from django_asyncredis._wire import chunks, chunks_many
 from django_asyncredis.errors import (
     CONNECTION_ERRORS,
     ConnectionInterrupted,
@@ -218,9 +219,9 @@ def _send(server: Server, request: Any) -> Any:
         connection: Any = pool.get_connection(*_CONNECTION_ARGS)
         try:
             if type(request) is Batch:
-                connection.send_packed_command(connection.pack_commands(request))
+                connection.send_packed_command(chunks_many(connection, request))
                 return _read_replies(connection, len(request))
-            connection.send_packed_command(connection.pack_command(*request))
+            connection.send_packed_command(chunks(connection, request))
             return connection.read_response()
         except (ConnectionError, TimeoutError) as exc:
             attempt += 1
@@ -235,9 +236,9 @@ def _send(server: Server, request: Any) -> Any:
 def _exchange(connection: Any, request: Any) -> Any:
     """One round trip on a connection the caller holds (``Pinned``): no retry."""
     if type(request) is Batch:
-        connection.send_packed_command(connection.pack_commands(request))
+        connection.send_packed_command(chunks_many(connection, request))
         return _read_replies(connection, len(request))
-    connection.send_packed_command(connection.pack_command(*request))
+    connection.send_packed_command(chunks(connection, request))
     return connection.read_response()
 
 
