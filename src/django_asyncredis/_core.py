@@ -75,6 +75,8 @@ class AsyncCore:
                             reply = await _send(single, request)
                         except CONNECTION_ERRORS as exc:
                             raise_translated(exc, single)
+                    elif type(request) is tuple:
+                        reply = await self._execute(request)
                     else:
                         reply = await self._step(request)
                 except ResponseError as exc:

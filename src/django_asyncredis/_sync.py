@@ -75,6 +75,8 @@ class SyncAdapter:
                             reply = _send(single, request)
                         except CONNECTION_ERRORS as exc:
                             raise_translated(exc, single)
+                    elif type(request) is tuple:
+                        reply = self._execute(request)
                     else:
                         reply = self._step(request)
                 except ResponseError as exc:
