@@ -625,6 +625,18 @@ def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
     return _build(_parse_location(location, parsed), parsed, serializer)
 
 
+OptionReader = Callable[[_Options, str, Any], None]
+
+
+def _stored(attribute: str, read: Callable[[str, Any], Any]) -> OptionReader:
+    """An option whose value, once ``read`` has validated it, is kept as it is."""
+
+    def store(parsed: _Options, name: str, value: Any) -> None:
+        setattr(parsed, attribute, read(name, value))
+
+    return store
+
+
 def _set_serializer(parsed: _Options, name: str, value: Any) -> None:
     parsed.serializer_option = (name, value)  # built once OPTIONS are read: it may need them
 
@@ -632,26 +644,6 @@ def _set_serializer(parsed: _Options, name: str, value: Any) -> None:
 def _check_signing_key(parsed: _Options, name: str, value: Any) -> None:
     if _text(name, value) is None or not value:
         raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be a non-empty str.")
-
-
-def _set_pickle_version(parsed: _Options, name: str, value: Any) -> None:
-    parsed.pickle_version = _pickle_version(name, value)
-
-
-def _set_parser(parsed: _Options, name: str, value: Any) -> None:
-    parsed.parser = _parser(name, value)
-
-
-def _set_compressor(parsed: _Options, name: str, value: Any) -> None:
-    parsed.compressor = _compressor(name, value)
-
-
-def _set_read_from_replicas(parsed: _Options, name: str, value: Any) -> None:
-    parsed.read_from_replicas = _boolean(name, value)
-
-
-def _set_sentinels(parsed: _Options, name: str, value: Any) -> None:
-    parsed.sentinels = _sentinels(name, value)
 
 
 def _check_connection_factory(parsed: _Options, name: str, value: Any) -> None:
@@ -672,26 +664,10 @@ def _set_sentinel_kwargs(parsed: _Options, name: str, value: Any) -> None:
         parsed.sentinel_kwargs[inner_key] = CONNECTION_OPTIONS[inner_key](inner_name, inner_value)
 
 
-def _set_redis_client_class(parsed: _Options, name: str, value: Any) -> None:
-    parsed.redis_client_class = _redis_client_class(name, value)
-
-
 def _set_redis_client_kwargs(parsed: _Options, name: str, value: Any) -> None:
     if not isinstance(value, Mapping):
         raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be a dict.")
     parsed.redis_client_kwargs = tuple(sorted(value.items()))
-
-
-def _set_compress_min_length(parsed: _Options, name: str, value: Any) -> None:
-    parsed.compress_min_length = _non_negative_int(name, value)
-
-
-def _set_sync_pool_class(parsed: _Options, name: str, value: Any) -> None:
-    parsed.sync_pool_class = _sync_pool_class(name, value)
-
-
-def _set_close_connection(parsed: _Options, name: str, value: Any) -> None:
-    parsed.close_connection = _boolean(name, value)
 
 
 def _set_client_class(parsed: _Options, name: str, value: Any) -> None:
@@ -711,32 +687,28 @@ def _read_by_base_cache(parsed: _Options, name: str, value: Any) -> None:
     """Read by BaseCache; Redis evicts by its own maxmemory-policy."""
 
 
-def _set_ignore_exceptions(parsed: _Options, name: str, value: Any) -> None:
-    parsed.ignore_exceptions = _boolean(name, value)
-
-
 #: The options that are not a connection's or a pool's (lower-cased), each with
 #: what reads it.
-OTHER_OPTIONS: dict[str, Callable[[_Options, str, Any], None]] = {
+OTHER_OPTIONS: dict[str, OptionReader] = {
     "serializer": _set_serializer,
     "signing_key": _check_signing_key,
-    "pickle_version": _set_pickle_version,
-    "parser_class": _set_parser,
-    "compressor": _set_compressor,
-    "read_from_replicas": _set_read_from_replicas,
-    "sentinels": _set_sentinels,
+    "pickle_version": _stored("pickle_version", _pickle_version),
+    "parser_class": _stored("parser", _parser),
+    "compressor": _stored("compressor", _compressor),
+    "read_from_replicas": _stored("read_from_replicas", _boolean),
+    "sentinels": _stored("sentinels", _sentinels),
     "connection_factory": _check_connection_factory,
     "sentinel_kwargs": _set_sentinel_kwargs,
-    "redis_client_class": _set_redis_client_class,
+    "redis_client_class": _stored("redis_client_class", _redis_client_class),
     "redis_client_kwargs": _set_redis_client_kwargs,
-    "compress_min_length": _set_compress_min_length,
-    "pool_class": _set_sync_pool_class,
-    "connection_pool_class": _set_sync_pool_class,
-    "close_connection": _set_close_connection,
+    "compress_min_length": _stored("compress_min_length", _non_negative_int),
+    "pool_class": _stored("sync_pool_class", _sync_pool_class),
+    "connection_pool_class": _stored("sync_pool_class", _sync_pool_class),
+    "close_connection": _stored("close_connection", _boolean),
     "client_class": _set_client_class,
     "max_entries": _read_by_base_cache,
     "cull_frequency": _read_by_base_cache,
-    "ignore_exceptions": _set_ignore_exceptions,
+    "ignore_exceptions": _stored("ignore_exceptions", _boolean),
 }
 
 
