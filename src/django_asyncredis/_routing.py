@@ -27,7 +27,7 @@ passes through the topology retry loop below untouched.
 from __future__ import annotations
 
 import random
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any, TypeVar
 
 from redis.exceptions import (
@@ -155,12 +155,12 @@ def forget_topology(config: CacheConfig) -> None:
         topology.forget()
 
 
-def stray_guard(config: CacheConfig, server: Server) -> Any:
+def stray_guard(config: CacheConfig, server: Server) -> Callable[[Any], bool] | None:
     """For a ``Pinned`` operation on client-side shards: a function telling
     whether a step names a key of another shard (not to be sent); else None."""
     topology = config.topology
     if isinstance(topology, ShardMap):
-        return lambda step: topology.strays_from(server, step)
+        return lambda step: bool(topology.strays_from(server, step))
     return None
 
 
