@@ -11,6 +11,7 @@ async context under ASGI, so parsing must not happen per request.
 from __future__ import annotations
 
 import inspect
+import logging
 import pickle
 import re
 import ssl
@@ -23,6 +24,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
+from django_asyncredis import _topology
 from django_asyncredis._codec import Codec
 from django_asyncredis.compressors import Compressor
 from django_asyncredis.serializers import Serializer
@@ -266,8 +268,6 @@ class CacheConfig:
     def __post_init__(self) -> None:
         codec = Codec(self.serializer, self.compressor, self.compress_min_length)
         object.__setattr__(self, "codec", codec)
-        from django_asyncredis import _topology
-
         topology: Any = None
         if self.mode == "cluster":
             topology = _topology.ClusterMap(self.servers)
@@ -548,130 +548,208 @@ def _normalise(options: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
     return normalised
 
 
+@dataclass
+class _Options:
+    """OPTIONS, validated, before LOCATION is read (step one of ``parse``)."""
+
+    connection: dict[str, Any]
+    pool: dict[str, Any]
+    serializer_option: tuple[str, Any] | None = None
+    pickle_version: int = -1
+    parser: str = "default"
+    sync_pool_class: type[Any] | None = None
+    close_connection: bool = False
+    compressor: Compressor | None = None
+    compress_min_length: int = DEFAULT_COMPRESS_MIN_LENGTH
+    ignore_exceptions: bool = False
+    redis_client_class: type[Any] | None = None
+    redis_client_kwargs: tuple[tuple[str, Any], ...] = ()
+    read_from_replicas: bool | None = None  # None: not set
+    sentinel_kwargs: dict[str, Any] = field(default_factory=dict)
+    sentinels: list[tuple[str, int]] | None = None
+    sentinel_client: bool = False
+    shard_client: bool = False
+    stats: bool = True  # STATS (see CacheConfig)
+    opentelemetry: bool = True  # OPENTELEMETRY (see CacheConfig)
+
+    @classmethod
+    def defaults(cls) -> _Options:
+        """Every option as it is when not given (some from the global settings)."""
+        return cls(
+            connection={
+                "socket_connect_timeout": DEFAULT_SOCKET_CONNECT_TIMEOUT,
+                "socket_timeout": DEFAULT_SOCKET_TIMEOUT,
+            },
+            pool={
+                "max_connections": DEFAULT_MAX_CONNECTIONS,
+                "pool_timeout": DEFAULT_POOL_TIMEOUT,
+                "retry_on_timeout": False,
+                "retries": DEFAULT_RETRIES,
+            },
+            close_connection=bool(_global_setting("CLOSE_CONNECTION", False)),
+            ignore_exceptions=_global_setting("IGNORE_EXCEPTIONS", False),
+        )
+
+
+@dataclass
+class _Location:
+    """LOCATION, read in the light of OPTIONS (step two of ``parse``)."""
+
+    urls: list[_URL]
+    mode: str
+    shard_names: tuple[str, ...]
+    read_from_replicas: bool
+    #: The sync pool class once a Sentinel one is dropped (our routing does its work).
+    sync_pool_class: type[Any] | None
+
+
 def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
-    """Validate LOCATION and OPTIONS; raise ImproperlyConfigured naming the first bad one."""
+    """Validate LOCATION and OPTIONS; raise ImproperlyConfigured naming the first bad one.
+
+    In three steps: OPTIONS, each read by its entry in ``OTHER_OPTIONS`` or as a
+    connection or pool setting (``_apply_connection_option``); then LOCATION,
+    which OPTIONS may reinterpret (``_parse_location``: sentinels, shards); then
+    the servers and the configuration (``_build``)."""
     if not isinstance(options, Mapping):
         raise ImproperlyConfigured("OPTIONS must be a dict.")
     opts = _normalise(options)
-    connection: dict[str, Any] = {
-        "socket_connect_timeout": DEFAULT_SOCKET_CONNECT_TIMEOUT,
-        "socket_timeout": DEFAULT_SOCKET_TIMEOUT,
-    }
-    pool: dict[str, Any] = {
-        "max_connections": DEFAULT_MAX_CONNECTIONS,
-        "pool_timeout": DEFAULT_POOL_TIMEOUT,
-        "retry_on_timeout": False,
-        "retries": DEFAULT_RETRIES,
-    }
-    serializer: Serializer | None = None
-    serializer_option: tuple[str, Any] | None = None
-    pickle_version = -1
-    parser = "default"
-    sync_pool_class = None
-    close_connection = bool(_global_setting("CLOSE_CONNECTION", False))
-    compressor: Compressor | None = None
-    compress_min_length = DEFAULT_COMPRESS_MIN_LENGTH
-    ignore_exceptions = _global_setting("IGNORE_EXCEPTIONS", False)
-    observability: dict[str, bool] = {}  # STATS, OPENTELEMETRY (see CacheConfig)
-    redis_client_class = None
-    redis_client_kwargs: tuple[tuple[str, Any], ...] = ()
-    read_from_replicas: bool | None = None  # None: not set
-    sentinel_kwargs: dict[str, Any] = {}
-    sentinels: list[tuple[str, int]] | None = None
-    sentinel_client = False
-    shard_client = False
-
-    def apply(key: str, name: str, value: Any, *, nested: bool = False) -> None:
-        if key in CONNECTION_OPTIONS:
-            connection[key] = CONNECTION_OPTIONS[key](name, value)
-        elif key in POOL_OPTIONS:
-            pool[key] = POOL_OPTIONS[key](name, value)
-        elif not nested and key == "connection_pool_kwargs":
-            if not isinstance(value, Mapping):
-                raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be a dict.")
-            for inner_key, (inner_name, inner_value) in _normalise(value).items():
-                apply(inner_key, inner_name, inner_value, nested=True)
-        else:
-            hint = " (inside CONNECTION_POOL_KWARGS)" if nested else ""
-            raise ImproperlyConfigured(f"Unknown cache option {name!r}{hint}.")
-
+    parsed = _Options.defaults()
     # CONNECTION_POOL_KWARGS first, so a top-level option of the same name wins.
     if "connection_pool_kwargs" in opts:
-        apply("connection_pool_kwargs", *opts.pop("connection_pool_kwargs"))
+        _apply_connection_option(
+            parsed, "connection_pool_kwargs", *opts.pop("connection_pool_kwargs")
+        )
     for key, (name, value) in opts.items():
-        if key == "serializer":
-            serializer_option = (name, value)
-        elif key == "signing_key":
-            if _text(name, value) is None or not value:
-                raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be a non-empty str.")
-        elif key == "pickle_version":
-            pickle_version = _pickle_version(name, value)
-        elif key == "parser_class":
-            parser = _parser(name, value)
-        elif key == "compressor":
-            compressor = _compressor(name, value)
-        elif key == "read_from_replicas":
-            read_from_replicas = _boolean(name, value)
-        elif key == "sentinels":
-            sentinels = _sentinels(name, value)
-        elif key == "connection_factory":
-            if value not in _CONNECTION_FACTORIES:
-                raise ImproperlyConfigured(
-                    f"OPTIONS[{name!r}] = {value!r} is not supported: django-asyncredis makes "
-                    "its own connections. Remove it (django-redis's ConnectionFactory and "
-                    "SentinelConnectionFactory are accepted)."
-                )
-        elif key == "sentinel_kwargs":
-            if not isinstance(value, Mapping):
-                raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be a dict.")
-            for inner_key, (inner_name, inner_value) in _normalise(value).items():
-                if inner_key not in CONNECTION_OPTIONS:
-                    raise ImproperlyConfigured(f"Unknown option {inner_name!r} in {name}.")
-                sentinel_kwargs[inner_key] = CONNECTION_OPTIONS[inner_key](inner_name, inner_value)
-        elif key == "redis_client_class":
-            redis_client_class = _redis_client_class(name, value)
-        elif key == "redis_client_kwargs":
-            if not isinstance(value, Mapping):
-                raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be a dict.")
-            redis_client_kwargs = tuple(sorted(value.items()))
-        elif key == "compress_min_length":
-            compress_min_length = _non_negative_int(name, value)
-        elif key in ("pool_class", "connection_pool_class"):
-            sync_pool_class = _sync_pool_class(name, value)
-        elif key == "close_connection":
-            close_connection = _boolean(name, value)
-        elif key == "client_class":
-            if value in _SENTINEL_CLIENTS:
-                sentinel_client = True
-            elif value in _SHARD_CLIENTS:
-                shard_client = True
-            elif value not in _DEFAULT_CLIENTS:
-                raise ImproperlyConfigured(
-                    f"OPTIONS[{name!r}] = {value!r} is not supported: django-asyncredis "
-                    "is itself the client. Remove the option (DefaultClient, "
-                    "SentinelClient and ShardClient are accepted)."
-                )
-        elif key in ("max_entries", "cull_frequency"):
-            pass  # read by BaseCache; Redis evicts by its own maxmemory-policy
-        elif key == "ignore_exceptions":
-            ignore_exceptions = _boolean(name, value)
-        elif key in ("stats", "opentelemetry"):
-            observability[key] = _boolean(name, value)
+        if key in OTHER_OPTIONS:
+            OTHER_OPTIONS[key](parsed, name, value)
         else:
-            apply(key, name, value)
-
-    if serializer_option is not None:
-        serializer = _serializer(*serializer_option, options)
+            _apply_connection_option(parsed, key, name, value)
+    if parsed.serializer_option is not None:
+        serializer = _serializer(*parsed.serializer_option, options)
     else:
-        serializer = PickleSerializer(protocol=pickle_version)
+        serializer = PickleSerializer(protocol=parsed.pickle_version)
+    return _build(_parse_location(location, parsed), parsed, serializer)
 
-    if sentinel_client and not sentinels:
+
+OptionReader = Callable[[_Options, str, Any], None]
+
+
+def _stored(attribute: str, read: Callable[[str, Any], Any]) -> OptionReader:
+    """An option whose value, once ``read`` has validated it, is kept as it is."""
+
+    def store(parsed: _Options, name: str, value: Any) -> None:
+        setattr(parsed, attribute, read(name, value))
+
+    return store
+
+
+def _set_serializer(parsed: _Options, name: str, value: Any) -> None:
+    parsed.serializer_option = (name, value)  # built once OPTIONS are read: it may need them
+
+
+def _check_signing_key(parsed: _Options, name: str, value: Any) -> None:
+    if _text(name, value) is None or not value:
+        raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be a non-empty str.")
+
+
+def _check_connection_factory(parsed: _Options, name: str, value: Any) -> None:
+    if value not in _CONNECTION_FACTORIES:
+        raise ImproperlyConfigured(
+            f"OPTIONS[{name!r}] = {value!r} is not supported: django-asyncredis makes "
+            "its own connections. Remove it (django-redis's ConnectionFactory and "
+            "SentinelConnectionFactory are accepted)."
+        )
+
+
+def _set_sentinel_kwargs(parsed: _Options, name: str, value: Any) -> None:
+    if not isinstance(value, Mapping):
+        raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be a dict.")
+    for inner_key, (inner_name, inner_value) in _normalise(value).items():
+        if inner_key not in CONNECTION_OPTIONS:
+            raise ImproperlyConfigured(f"Unknown option {inner_name!r} in {name}.")
+        parsed.sentinel_kwargs[inner_key] = CONNECTION_OPTIONS[inner_key](inner_name, inner_value)
+
+
+def _set_redis_client_kwargs(parsed: _Options, name: str, value: Any) -> None:
+    if not isinstance(value, Mapping):
+        raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be a dict.")
+    parsed.redis_client_kwargs = tuple(sorted(value.items()))
+
+
+def _set_client_class(parsed: _Options, name: str, value: Any) -> None:
+    if value in _SENTINEL_CLIENTS:
+        parsed.sentinel_client = True
+    elif value in _SHARD_CLIENTS:
+        parsed.shard_client = True
+    elif value not in _DEFAULT_CLIENTS:
+        raise ImproperlyConfigured(
+            f"OPTIONS[{name!r}] = {value!r} is not supported: django-asyncredis "
+            "is itself the client. Remove the option (DefaultClient, "
+            "SentinelClient and ShardClient are accepted)."
+        )
+
+
+def _read_by_base_cache(parsed: _Options, name: str, value: Any) -> None:
+    """Read by BaseCache; Redis evicts by its own maxmemory-policy."""
+
+
+#: The options that are not a connection's or a pool's (lower-cased), each with
+#: what reads it.
+OTHER_OPTIONS: dict[str, OptionReader] = {
+    "serializer": _set_serializer,
+    "signing_key": _check_signing_key,
+    "pickle_version": _stored("pickle_version", _pickle_version),
+    "parser_class": _stored("parser", _parser),
+    "compressor": _stored("compressor", _compressor),
+    "read_from_replicas": _stored("read_from_replicas", _boolean),
+    "sentinels": _stored("sentinels", _sentinels),
+    "connection_factory": _check_connection_factory,
+    "sentinel_kwargs": _set_sentinel_kwargs,
+    "redis_client_class": _stored("redis_client_class", _redis_client_class),
+    "redis_client_kwargs": _set_redis_client_kwargs,
+    "compress_min_length": _stored("compress_min_length", _non_negative_int),
+    "pool_class": _stored("sync_pool_class", _sync_pool_class),
+    "connection_pool_class": _stored("sync_pool_class", _sync_pool_class),
+    "close_connection": _stored("close_connection", _boolean),
+    "client_class": _set_client_class,
+    "max_entries": _read_by_base_cache,
+    "cull_frequency": _read_by_base_cache,
+    "ignore_exceptions": _stored("ignore_exceptions", _boolean),
+    "stats": _stored("stats", _boolean),
+    "opentelemetry": _stored("opentelemetry", _boolean),
+}
+
+
+def _apply_connection_option(
+    parsed: _Options, key: str, name: str, value: Any, *, nested: bool = False
+) -> None:
+    """A connection or pool option, at the top level or in CONNECTION_POOL_KWARGS."""
+    if key in CONNECTION_OPTIONS:
+        parsed.connection[key] = CONNECTION_OPTIONS[key](name, value)
+    elif key in POOL_OPTIONS:
+        parsed.pool[key] = POOL_OPTIONS[key](name, value)
+    elif not nested and key == "connection_pool_kwargs":
+        if not isinstance(value, Mapping):
+            raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be a dict.")
+        for inner_key, (inner_name, inner_value) in _normalise(value).items():
+            _apply_connection_option(parsed, inner_key, inner_name, inner_value, nested=True)
+    else:
+        hint = " (inside CONNECTION_POOL_KWARGS)" if nested else ""
+        raise ImproperlyConfigured(f"Unknown cache option {name!r}{hint}.")
+
+
+def _parse_location(location: Any, opts: _Options) -> _Location:
+    """The URLs and the mode (standalone, cluster, sentinel, shard): LOCATION as
+    written, or the sentinels OPTIONS lists, or shards for ShardClient."""
+    read_from_replicas = opts.read_from_replicas
+    sync_pool_class = opts.sync_pool_class
+    if opts.sentinel_client and not opts.sentinels:
         raise ImproperlyConfigured(
             "CLIENT_CLASS SentinelClient needs OPTIONS['SENTINELS']: a list of "
             "(host, port) of the sentinels."
         )
-    if sentinels:
-        urls, replicas_listed = _sentinel_urls(location, sentinels)
+    if opts.sentinels:
+        urls, replicas_listed = _sentinel_urls(location, opts.sentinels)
         if read_from_replicas is None:
             # django-redis's SentinelClient reads from a replica: keep that.
             read_from_replicas = replicas_listed
@@ -684,14 +762,20 @@ def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
         raise ImproperlyConfigured("LOCATION mixes standalone, cluster and sentinel URLs.")
     mode = modes.pop()
     shard_names: tuple[str, ...] = ()
-    if shard_client:
-        if mode != "standalone" or sentinels:
+    if opts.shard_client:
+        if mode != "standalone" or opts.sentinels:
             raise ImproperlyConfigured(
                 "CLIENT_CLASS ShardClient takes redis://, rediss:// or unix:// LOCATIONs, "
                 "one per shard (for Redis Cluster, use redis+cluster:// URLs instead)."
             )
         mode = "shard"
         shard_names = _shard_names(location)
+    return _Location(urls, mode, shard_names, bool(read_from_replicas), sync_pool_class)
+
+
+def _build(where: _Location, opts: _Options, serializer: Serializer) -> CacheConfig:
+    """The servers (each with its connection and pool settings), then the configuration."""
+    pool = opts.pool
 
     def server(url: _URL, settings: Mapping[str, Any]) -> Server:
         return Server(
@@ -704,11 +788,12 @@ def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
             pool_timeout=pool["pool_timeout"],
             retries=pool["retries"],
             retry_on_timeout=pool["retry_on_timeout"],
-            parser=parser,
-            sync_pool_class=sync_pool_class,
+            parser=opts.parser,
+            sync_pool_class=where.sync_pool_class,
         )
 
-    if mode == "sentinel":
+    urls = where.urls
+    if where.mode == "sentinel":
         if (
             len({url.service for url in urls}) > 1
             or len({url.settings.get("db") for url in urls}) > 1
@@ -718,35 +803,36 @@ def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
             )
         # The sentinels themselves: timeouts, and their own credentials if any.
         sentinel_settings = {
-            key: value for key, value in connection.items() if key.startswith("socket_")
+            key: value for key, value in opts.connection.items() if key.startswith("socket_")
         }
-        sentinel_settings.update(sentinel_kwargs)
+        sentinel_settings.update(opts.sentinel_kwargs)
         servers = [server(url, sentinel_settings) for url in urls]
-        data_settings = {**connection, **urls[0].settings}
+        data_settings = {**opts.connection, **urls[0].settings}
         template = server(urls[0], data_settings)
     else:
-        servers = [server(url, {**connection, **url.settings}) for url in urls]
+        servers = [server(url, {**opts.connection, **url.settings}) for url in urls]
         template = servers[0]
     logger = None
-    if ignore_exceptions and _global_setting("LOG_IGNORED_EXCEPTIONS", False):
+    if opts.ignore_exceptions and _global_setting("LOG_IGNORED_EXCEPTIONS", False):
         logger = _global_setting("LOGGER", None) or "django_asyncredis"
     return CacheConfig(
-        mode=mode,
+        mode=where.mode,
         service=urls[0].service,
         template=template,
-        read_from_replicas=bool(read_from_replicas),
-        shard_names=shard_names,
+        read_from_replicas=where.read_from_replicas,
+        shard_names=where.shard_names,
         servers=tuple(servers),
         serializer=serializer,
-        close_connection=close_connection,
-        compressor=compressor,
-        compress_min_length=compress_min_length,
-        ignore_exceptions=ignore_exceptions,
+        close_connection=opts.close_connection,
+        compressor=opts.compressor,
+        compress_min_length=opts.compress_min_length,
+        ignore_exceptions=opts.ignore_exceptions,
         ignored_exceptions_logger=logger,
-        redis_client_class=redis_client_class,
-        redis_client_kwargs=redis_client_kwargs,
+        redis_client_class=opts.redis_client_class,
+        redis_client_kwargs=opts.redis_client_kwargs,
         scan_itersize=_global_setting("SCAN_ITERSIZE", None),
-        **observability,
+        stats=opts.stats,
+        opentelemetry=opts.opentelemetry,
     )
 
 
@@ -820,3 +906,16 @@ def alias_of(config: CacheConfig) -> str:
         except ImproperlyConfigured:
             continue
     return str(config.servers[0])
+
+
+def log_ignored(config: Any, operation: Any, exc: BaseException) -> None:
+    """Log an exception swallowed by ignore-exceptions mode: once per call, naming
+    the cache alias and the operation (never the password)."""
+    if config.ignored_exceptions_logger is None:
+        return
+    logging.getLogger(config.ignored_exceptions_logger).warning(
+        "Cache %r: %s failed and was ignored (IGNORE_EXCEPTIONS): %s",
+        alias_of(config),
+        getattr(operation, "__name__", "operation"),
+        exc,
+    )

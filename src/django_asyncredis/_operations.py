@@ -109,7 +109,7 @@ class OnPrimary(tuple[Any, ...]):
     reads: the read decides a write or a lock (``lock.owned()``, a session load).
 
     A tuple, so every driver path that takes a command takes it; the replica
-    choice (``route``, and Sentinel's) only considers plain tuples.
+    choice (``_routing.pick``, and Sentinel's) only considers plain tuples.
     """
 
     __slots__ = ()
@@ -617,12 +617,3 @@ def lock_extend(name: str, token: bytes, ms: int, replace: bool) -> Operation[bo
 def lock_owned(name: str, token: bytes | None) -> Operation[bool]:
     stored = yield OnPrimary(("GET", name))
     return token is not None and stored == token
-
-
-def route(servers: Sequence[Any], request: Request) -> Any:
-    """The server a request goes to: a random replica for a single read-only
-    command when replicas are configured, else the leader (``servers[0]``).
-    An ``OnPrimary`` command is not a plain tuple, so it always gets the leader."""
-    if len(servers) > 1 and type(request) is tuple and request[0] in READ_ONLY:
-        return servers[random.randrange(1, len(servers))]
-    return servers[0]

@@ -26,13 +26,15 @@ import random
 import re
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.crc import key_slot
 from redis.exceptions import AskError, ClusterDownError, MovedError, ResponseError, TryAgainError
 
-from django_asyncredis._config import Server
 from django_asyncredis._operations import Batch, Command
+
+if TYPE_CHECKING:  # _config builds the topologies: importing it here would be a circle
+    from django_asyncredis._config import Server
 
 SLOTS = 16384
 

@@ -7,8 +7,7 @@ keeps catching it.
 
 from __future__ import annotations
 
-import logging
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import redis.exceptions
 from redis.exceptions import LockError, LockNotOwnedError
@@ -74,21 +73,6 @@ def translate(exc: Exception, server: str) -> Exception:
     if isinstance(exc, redis.exceptions.TimeoutError | TimeoutError):
         return ServerTimeoutError(f"Redis server {server} timed out: {exc}")
     return ConnectionInterrupted(f"Redis server {server} is unavailable: {exc}")
-
-
-def log_ignored(config: Any, operation: Any, exc: BaseException) -> None:
-    """Log an exception swallowed by ignore-exceptions mode: once per call, naming
-    the cache alias and the operation (never the password)."""
-    if config.ignored_exceptions_logger is None:
-        return
-    from django_asyncredis._config import alias_of
-
-    logging.getLogger(config.ignored_exceptions_logger).warning(
-        "Cache %r: %s failed and was ignored (IGNORE_EXCEPTIONS): %s",
-        alias_of(config),
-        getattr(operation, "__name__", "operation"),
-        exc,
-    )
 
 
 def raise_translated(exc: Exception, server: object) -> NoReturn:
