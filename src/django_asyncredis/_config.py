@@ -128,6 +128,15 @@ _DEFAULT_CLIENTS = {
     "django_redis.client.default.DefaultClient",
 }
 
+#: django-redis's HerdClient: values served stale for CACHE_HERD_TIMEOUT seconds
+#: after their timeout while one caller refreshes them (``_stampede``).
+_HERD_CLIENTS = {
+    "django_redis.client.HerdClient",
+    "django_redis.client.herd.HerdClient",
+}
+#: django-redis's default CACHE_HERD_TIMEOUT.
+DEFAULT_HERD_TIMEOUT = 60
+
 #: django-redis's Sentinel client: with ``SENTINELS`` (and LOCATION
 #: ``redis://<service>/<db>``), the same Sentinel support as ``redis+sentinel://``.
 _SENTINEL_CLIENTS = {
@@ -244,6 +253,15 @@ class CacheConfig:
     read_from_replicas: bool = False
     #: Shards: each server's LOCATION string as written (it places the keys).
     shard_names: tuple[str, ...] = ()
+    #: Stampede protection defaults for ``get_or_set`` (``_stampede``): seconds a
+    #: value is served stale while one caller refreshes it (STAMPEDE_STALE), XFetch's
+    #: beta (STAMPEDE_XFETCH), the cross-process lock's TTL in seconds
+    #: (STAMPEDE_LOCK). None: off.
+    stampede_stale: float | None = None
+    stampede_xfetch: float | None = None
+    stampede_lock: float | None = None
+    #: django-redis's HerdClient: CACHE_HERD_TIMEOUT seconds (None: not a HerdClient).
+    herd_timeout: float | None = None
     #: Built once per distinct setting: its decoder tables are not free to build.
     codec: Codec = field(init=False, compare=False, repr=False)
     #: The live topology state of a cluster or sentinel configuration.
@@ -564,6 +582,8 @@ def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
     sentinels: list[tuple[str, int]] | None = None
     sentinel_client = False
     shard_client = False
+    herd_client = False
+    stampede: dict[str, float | None] = {}
 
     def apply(key: str, name: str, value: Any, *, nested: bool = False) -> None:
         if key in CONNECTION_OPTIONS:
@@ -629,12 +649,16 @@ def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
                 sentinel_client = True
             elif value in _SHARD_CLIENTS:
                 shard_client = True
+            elif value in _HERD_CLIENTS:
+                herd_client = True
             elif value not in _DEFAULT_CLIENTS:
                 raise ImproperlyConfigured(
                     f"OPTIONS[{name!r}] = {value!r} is not supported: django-asyncredis "
                     "is itself the client. Remove the option (DefaultClient, "
-                    "SentinelClient and ShardClient are accepted)."
+                    "SentinelClient, ShardClient and HerdClient are accepted)."
                 )
+        elif key in ("stampede_stale", "stampede_xfetch", "stampede_lock"):
+            stampede[key] = _stampede_number(name, value)
         elif key in ("max_entries", "cull_frequency"):
             pass  # read by BaseCache; Redis evicts by its own maxmemory-policy
         elif key == "ignore_exceptions":
@@ -709,6 +733,9 @@ def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
     else:
         servers = [server(url, {**connection, **url.settings}) for url in urls]
         template = servers[0]
+    herd_timeout = None
+    if herd_client:
+        herd_timeout = _stampede_number("CACHE_HERD_TIMEOUT", _herd_timeout_setting())
     logger = None
     if ignore_exceptions and _global_setting("LOG_IGNORED_EXCEPTIONS", False):
         logger = _global_setting("LOGGER", None) or "django_asyncredis"
@@ -728,7 +755,27 @@ def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
         redis_client_class=redis_client_class,
         redis_client_kwargs=redis_client_kwargs,
         scan_itersize=_global_setting("SCAN_ITERSIZE", None),
+        stampede_stale=stampede.get("stampede_stale"),
+        stampede_xfetch=stampede.get("stampede_xfetch"),
+        stampede_lock=stampede.get("stampede_lock"),
+        herd_timeout=herd_timeout,
     )
+
+
+def _stampede_number(name: str, value: Any) -> float | None:
+    """A stampede setting: a number > 0 (seconds, or XFetch's beta), or None (off)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be a number > 0 or None.")
+    return float(value)
+
+
+def _herd_timeout_setting() -> Any:
+    """django-redis's global CACHE_HERD_TIMEOUT setting (seconds), default 60."""
+    from django.conf import settings
+
+    return getattr(settings, "CACHE_HERD_TIMEOUT", DEFAULT_HERD_TIMEOUT)
 
 
 #: The global settings that shape a CacheConfig (part of its memo key).
@@ -766,6 +813,7 @@ def parse_cached(location: Any, options: Mapping[str, Any]) -> CacheConfig:
     if known is not None and known[0] is options and known[1] == location:
         return known[2]
     globals_ = [_global_setting(name, None) for name in _GLOBAL_SETTINGS]
+    globals_.append(_herd_timeout_setting())
     key = repr((location, sorted(options.items(), key=lambda item: str(item[0])), globals_))
     config = _parsed.get(key)
     if config is None:
@@ -781,7 +829,9 @@ def parse_cached(location: Any, options: Mapping[str, Any]) -> CacheConfig:
 
 def _forget_parsed(*, setting: str, **kwargs: Any) -> None:
     """Settings changed (override_settings in tests): parse afresh."""
-    if setting == "CACHES" or setting.startswith(("DJANGO_ASYNCREDIS_", "DJANGO_REDIS_")):
+    if setting in ("CACHES", "CACHE_HERD_TIMEOUT") or setting.startswith(
+        ("DJANGO_ASYNCREDIS_", "DJANGO_REDIS_")
+    ):
         _by_identity.clear()
         _parsed.clear()
 
