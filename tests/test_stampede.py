@@ -272,6 +272,25 @@ def test_a_forked_child_starts_with_no_flight(cache: RedisCache) -> None:
 # 3. Single-flight across processes.
 
 
+def _process_sync_misses(url: str, lock: bool, tasks: int, ready: Any, go: Any) -> None:
+    """A child process: ``tasks`` threads miss "hot" at once through the sync API."""
+    import redis
+
+    cache = RedisCache(url, {"OPTIONS": {"socket_connect_timeout": 10}})
+    counter = redis.Redis.from_url(url)
+
+    def compute() -> str:
+        counter.incr("calls")
+        time.sleep(0.2)
+        return "computed"
+
+    ready.set()
+    go.wait(10)
+    results = _run_threads(tasks, lambda: cache.get_or_set("hot", compute, 60, lock=lock or False))
+    counter.close()
+    assert results == ["computed"] * tasks
+
+
 def _process_misses(url: str, lock: bool, tasks: int, ready: Any, go: Any) -> None:
     """A child process: ``tasks`` concurrent misses of "hot", counting computations
     in the server's "calls" counter."""
@@ -298,13 +317,14 @@ def _process_misses(url: str, lock: bool, tasks: int, ready: Any, go: Any) -> No
     counter.close()
 
 
-def _misses_in_processes(url: str, lock: bool, raw: Any) -> tuple[int, list[int]]:
+def _misses_in_processes(
+    url: str, lock: bool, raw: Any, target: Any = _process_misses, tasks: int = 250
+) -> tuple[int, list[int]]:
     context = multiprocessing.get_context("fork")
     go = context.Event()
     readies = [context.Event() for _ in range(4)]
     processes = [
-        context.Process(target=_process_misses, args=(url, lock, 250, ready, go))
-        for ready in readies
+        context.Process(target=target, args=(url, lock, tasks, ready, go)) for ready in readies
     ]
     with _forking_threads_allowed():
         for process in processes:
@@ -320,6 +340,16 @@ def _misses_in_processes(url: str, lock: bool, raw: Any) -> tuple[int, list[int]
 def test_four_processes_with_the_lock_compute_once(redis_server: Any, raw: Any) -> None:
     """4 processes x 250 concurrent misses, cross-process lock on: 1 computation in all."""
     calls, codes = _misses_in_processes(redis_server.url, True, raw)
+    raw.flushdb()
+    assert codes == [0, 0, 0, 0]
+    assert calls == 1
+
+
+def test_four_processes_of_sync_threads_with_the_lock_compute_once(
+    redis_server: Any, raw: Any
+) -> None:
+    """The sync API: 4 processes x 50 threads missing at once, lock on: 1 computation."""
+    calls, codes = _misses_in_processes(redis_server.url, True, raw, _process_sync_misses, 50)
     raw.flushdb()
     assert codes == [0, 0, 0, 0]
     assert calls == 1
@@ -425,6 +455,31 @@ def test_a_sync_caller_refreshes_a_stale_value_inline_and_the_others_get_it_stal
     assert new.calls == 1
     assert sorted(results) == ["new"] + ["old"] * 19
     assert cache.get("hot") == "new"
+
+
+@pytest.mark.parametrize("side", ["sync", "async"])
+def test_no_refresh_while_another_process_holds_the_refresh_claim(
+    cache: RedisCache, raw: Any, side: str
+) -> None:
+    """Another process is refreshing the key (its claim is on the server): the
+    stale value is served and this process does not refresh it too."""
+    cache.get_or_set("hot", lambda: "old", 0.2, stale=30)
+    time.sleep(0.3)
+    raw.set(":1:hot\x00lock", b"another-process", px=10_000)
+    new = Counter(0, "new")
+    if side == "sync":
+        served = cache.get_or_set("hot", new.sync, 60, stale=30)
+    else:
+
+        async def main() -> Any:
+            value = await cache.aget_or_set("hot", new.async_, 60, stale=30)
+            await asyncio.gather(*_stampede._refreshes)
+            return value
+
+        served = asyncio.run(main())
+    assert served == "old"
+    assert new.calls == 0
+    assert cache.get("hot") == "old"
 
 
 def test_a_refresh_failure_is_logged_and_the_stale_value_kept(
