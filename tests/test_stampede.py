@@ -177,6 +177,28 @@ def test_misses_on_two_event_loops_call_the_default_once(cache: RedisCache) -> N
     assert results == [["computed"] * 100] * 2
 
 
+def test_the_sync_api_on_a_loop_thread_does_not_wait_for_that_loop(
+    cache: RedisCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sync get_or_set called from a coroutine, while a task of the same loop computes
+    the key, computes itself rather than block the loop the computation needs."""
+    monkeypatch.setattr(_stampede, "WAIT_SECONDS", 30.0)
+    leader = Counter(0.2, "async")
+
+    async def main() -> tuple[Any, bool, Any]:
+        task = asyncio.ensure_future(cache.aget_or_set("hot", leader.async_, 60))
+        await asyncio.sleep(0.05)  # the task is computing
+        started = time.monotonic()
+        value = cache.get_or_set("hot", lambda: "sync", 60)
+        waited_for_the_bound = time.monotonic() - started >= 30.0
+        return value, waited_for_the_bound, await task
+
+    value, waited_for_the_bound, leader_value = asyncio.run(main())
+    assert value == "sync"
+    assert not waited_for_the_bound
+    assert leader_value == "sync"  # it lost the add race to the sync caller's value
+
+
 def test_different_versions_are_different_flights(cache: RedisCache) -> None:
     """Concurrent misses of one key in two versions compute once per version."""
     counter = Counter(0.05)

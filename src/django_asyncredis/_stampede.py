@@ -417,6 +417,10 @@ def _shared(call: Call, adapter: SyncAdapter) -> Any:
     while True:
         flight, computing = _take_off(call)
         if not computing:
+            if _on_an_event_loop():
+                # The sync API called from a loop's thread: waiting would block that
+                # loop, which may be the one computing. Compute, uncoalesced.
+                return _compute_miss(call, adapter)
             try:
                 return flight.future.result(timeout=WAIT_SECONDS)
             except _HandOff:
@@ -436,6 +440,14 @@ def _shared(call: Call, adapter: SyncAdapter) -> Any:
             raise
         _land(call, flight, value)
         return value
+
+
+def _on_an_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 # Refreshing a hit ahead of its expiry.
