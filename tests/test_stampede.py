@@ -438,6 +438,32 @@ def test_a_framed_value_reads_back_with_plain_get(api: Any) -> None:
     assert api.get("number") == 7
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"SERIALIZER": "django_asyncredis.serializers.signed.SignedPickleSerializer"},
+        {"SERIALIZER": "django_asyncredis.serializers.json.JSONSerializer"},
+        {
+            "COMPRESSOR": "django_asyncredis.compressors.zlib.ZlibCompressor",
+            "COMPRESS_MIN_LENGTH": 1,
+        },
+    ],
+    ids=["signed", "json", "compressed"],
+)
+def test_framed_values_round_trip_under_every_codec(
+    make_cache: Callable[..., Any], options: dict[str, Any]
+) -> None:
+    """A framed value (a string, an int, a list) reads back through get and get_or_set
+    under a signing serializer, JSON and compression."""
+    if "signed" in options.get("SERIALIZER", ""):
+        options = {**options, "SIGNING_KEY": "k"}
+    cache = make_cache(OPTIONS=options)
+    for key, value in (("s", "x" * 300), ("i", 12), ("l", [1, 2, 3])):
+        assert cache.get_or_set(key, lambda v=value: v, 60, stale=30) == value
+        assert cache.get(key) == value
+        assert cache.get_or_set(key, lambda: "recomputed", 60, stale=30) == value
+
+
 def test_a_framed_value_lives_for_timeout_plus_stale(cache: RedisCache, raw: Any) -> None:
     """The server keeps a stale-while-revalidate value for its timeout plus the stale window."""
     cache.get_or_set("key", lambda: "v", 10, stale=30)
