@@ -639,8 +639,12 @@ def test_herd_client_is_accepted(make_cache: Callable[..., Any]) -> None:
     assert make_cache(OPTIONS=HERD)._config.herd_timeout == 60
     with override_settings(CACHE_HERD_TIMEOUT=5):
         assert make_cache(OPTIONS=HERD)._config.herd_timeout == 5
-    with override_settings(CACHE_HERD_TIMEOUT=-1), pytest.raises(ImproperlyConfigured):
-        make_cache(OPTIONS=HERD)
+    for bad in (-1, 0, "60", None):
+        with (
+            override_settings(CACHE_HERD_TIMEOUT=bad),
+            pytest.raises(ImproperlyConfigured, match="CACHE_HERD_TIMEOUT"),
+        ):
+            make_cache(OPTIONS=HERD)
 
 
 @pytest.fixture
@@ -787,3 +791,15 @@ def test_cached_refuses_unpicklable_arguments_clearly(default_cache: None) -> No
 
     with pytest.raises(TypeError, match="key="):
         f(lambda: 0)
+
+
+def test_cached_coalesces_concurrent_calls_of_a_sync_function(default_cache: None) -> None:
+    """100 threads call a cached sync function with the same argument at once: one call."""
+    counter = Counter(0.05)
+
+    @cached(60)
+    def fetch(item: int) -> Any:
+        return counter.sync()
+
+    assert _run_threads(100, lambda: fetch(7)) == ["computed"] * 100
+    assert counter.calls == 1

@@ -735,7 +735,15 @@ def parse(location: Any, options: Mapping[str, Any]) -> CacheConfig:
         template = servers[0]
     herd_timeout = None
     if herd_client:
-        herd_timeout = _stampede_number("CACHE_HERD_TIMEOUT", _herd_timeout_setting())
+        herd_timeout = _herd_timeout_setting()
+        if isinstance(herd_timeout, bool) or not isinstance(herd_timeout, int | float):
+            herd_timeout = -1  # refused below, with the setting's name
+        if not herd_timeout > 0:
+            raise ImproperlyConfigured(
+                "settings.CACHE_HERD_TIMEOUT (CLIENT_CLASS HerdClient) must be a number "
+                "of seconds > 0."
+            )
+        herd_timeout = float(herd_timeout)
     logger = None
     if ignore_exceptions and _global_setting("LOG_IGNORED_EXCEPTIONS", False):
         logger = _global_setting("LOGGER", None) or "django_asyncredis"
