@@ -592,7 +592,7 @@ def test_stampede_options_are_the_alias_defaults(make_cache: Callable[..., Any],
     cache = make_cache(OPTIONS={"STAMPEDE_STALE": 30})
     cache.get_or_set("key", lambda: "v", 10)
     assert raw.pttl(":1:key") > 30_000
-    assert raw.get(":1:key")[:1] == b"\x01"
+    assert raw.get(":1:key")[:1] == b"\xc1"
 
 
 def test_a_call_can_switch_the_alias_default_off(make_cache: Callable[..., Any], raw: Any) -> None:
@@ -600,7 +600,7 @@ def test_a_call_can_switch_the_alias_default_off(make_cache: Callable[..., Any],
     cache = make_cache(OPTIONS={"STAMPEDE_STALE": 30})
     cache.get_or_set("key", lambda: "v", 10, stale=False)
     assert raw.pttl(":1:key") <= 10_000
-    assert raw.get(":1:key")[:1] != b"\x01"
+    assert raw.get(":1:key")[:1] != b"\xc1"
 
 
 def test_bad_stampede_arguments_are_refused(cache: RedisCache) -> None:
@@ -614,7 +614,7 @@ def test_bad_stampede_arguments_are_refused(cache: RedisCache) -> None:
 
 
 def test_a_payload_starting_with_the_framing_byte_is_escaped() -> None:
-    """A serializer whose output starts with 0x01 is escaped, so it never reads as framed."""
+    """A serializer whose output starts with 0xC1 is escaped, so it never reads as framed."""
 
     class Raw(PickleSerializer):
         def dumps(self, value: Any) -> bytes:
@@ -624,9 +624,19 @@ def test_a_payload_starting_with_the_framing_byte_is_escaped() -> None:
             return data
 
     codec = Codec(Raw())
-    stored = codec.dumps(b"\x01abc", "key")
-    assert stored == b"\x00\x01abc"
-    assert codec.loads(stored, "key") == b"\x01abc"
+    stored = codec.dumps(b"\xc1abc", "key")
+    assert stored == b"\x00\xc1abc"
+    assert codec.loads(stored, "key") == b"\xc1abc"
+
+
+def test_signed_values_keep_their_stored_format(make_cache: Callable[..., Any], raw: Any) -> None:
+    """The signed serializer's key-bound frame (first byte 0x01) is stored unescaped as
+    before framing existed, so values written by earlier releases still read."""
+    signed = "django_asyncredis.serializers.signed.SignedPickleSerializer"
+    cache = make_cache(OPTIONS={"SERIALIZER": signed, "SIGNING_KEY": "k"})
+    cache.set("key", {"a": 1})
+    assert raw.get(":1:key")[:1] == b"\x01"
+    assert cache.get("key") == {"a": 1}
 
 
 # 5. django-redis's HerdClient.

@@ -42,8 +42,12 @@ from django_asyncredis.errors import CorruptValueError
 from django_asyncredis.serializers import KeyBindingSerializer, Serializer
 
 ESCAPE = 0x00
-#: The first byte of a value framed with stampede metadata.
-FRAMED = 0x01
+#: The first byte of a value framed with stampede metadata: 0xC1, the one byte
+#: MessagePack never writes, and no first byte of pickle, JSON, the compressors'
+#: magics, integers or the signed serializer's key-bound frame (0x01), so no
+#: value stored before framing existed reads as framed.
+FRAMED = 0xC1
+_FRAMED_BYTE = bytes((FRAMED,))
 _HEADER = struct.Struct(">dd")
 _FRAMED_HEADER_LENGTH = 1 + _HEADER.size
 _INTEGER_FIRST_BYTES = frozenset(b"-0123456789")
@@ -160,13 +164,13 @@ class Codec:
         inner = self.dumps(value, key)
         if isinstance(inner, int):
             inner = str(inner).encode()
-        return bytes((FRAMED,)) + _HEADER.pack(soft_expiry, compute_seconds) + inner
+        return _FRAMED_BYTE + _HEADER.pack(soft_expiry, compute_seconds) + inner
 
     def loads_framed(self, data: bytes, key: str) -> Framed:
         """The value under ``key`` with its metadata: ours (framed), a value
         written by django-redis's HerdClient (a pickled ``(Marker, value,
         soft_expiry)``), or a plain value (no metadata)."""
-        if data[:1] == b"\x01" and len(data) >= _FRAMED_HEADER_LENGTH:
+        if data[:1] == _FRAMED_BYTE and len(data) >= _FRAMED_HEADER_LENGTH:
             soft_expiry, seconds = _HEADER.unpack_from(data, 1)
             return Framed(self.loads(data[_FRAMED_HEADER_LENGTH:], key), soft_expiry, seconds)
         value = self.loads(data, key)
@@ -243,7 +247,7 @@ class KeyBindingCodec(Codec):
         return self._frame(self._bound.dumps_for_key(value, key))
 
     def loads(self, data: bytes, key: str) -> Any:
-        if data[:1] == b"\x01":
+        if data[:1] == _FRAMED_BYTE:
             data = data[_FRAMED_HEADER_LENGTH:]
         bound = self._bound
         return self._decoded(lambda payload: bound.loads_for_key(payload, key), data, key)
