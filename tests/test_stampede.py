@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import multiprocessing
 import os
 import signal
@@ -106,10 +107,13 @@ def test_get_or_set_refuses_an_async_callable_naming_aget_or_set(cache: RedisCac
 
 
 def test_get_or_set_refuses_a_callable_that_returns_a_coroutine(cache: RedisCache) -> None:
-    """A lambda around a coroutine is found out after the call; the coroutine is closed."""
+    """A lambda or a partial around a coroutine is found out after the call; the
+    coroutine is closed (no "never awaited" warning, which would be an error here)."""
     counter = Counter(0)
     with pytest.raises(TypeError, match="aget_or_set"):
         cache.get_or_set("key", lambda: counter.async_())
+    with pytest.raises(TypeError, match="aget_or_set"):
+        cache.get_or_set("key", functools.partial(counter.async_))
     assert cache.get("key") is None
 
 

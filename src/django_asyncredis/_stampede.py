@@ -44,7 +44,6 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from asgiref.sync import iscoroutinefunction
 from django.core.exceptions import SynchronousOnlyOperation
 from redis.exceptions import LockError
 
@@ -331,7 +330,11 @@ _ASYNC_DEFAULT = (
 
 
 def check_sync_default(default: Any) -> None:
-    if callable(default) and iscoroutinefunction(default):
+    """Refuse an ``async def`` before calling it, at the cost of one attribute read
+    (this runs on every hit); other callables that return an awaitable (a partial,
+    a marked function) are refused after the call, by ``_called``."""
+    code = getattr(default, "__code__", None)
+    if code is not None and code.co_flags & inspect.CO_COROUTINE:
         raise TypeError(_ASYNC_DEFAULT)
 
 

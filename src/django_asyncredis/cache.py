@@ -214,13 +214,16 @@ class RedisCache(StructuresMixin, BaseCache):
         xfetch: float | bool | None,
         lock: float | bool | None,
     ) -> _stampede.Call:
+        policy = self._stampede_policy
+        if stale is not None or xfetch is not None or lock is not None:
+            policy = policy.merged(stale, xfetch, lock)
         return _stampede.Call(
             id(self._config),
             self._codec,
             self._key(key, version),
             default,
             self.get_backend_timeout(timeout),
-            self._stampede_policy.merged(stale, xfetch, lock),
+            policy,
         )
 
     def _touch(self, key: Key, timeout: Timeout, version: int | None) -> ops.Operation[bool]:
