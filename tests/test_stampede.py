@@ -203,6 +203,27 @@ def test_the_sync_api_on_a_loop_thread_does_not_wait_for_that_loop(
     assert leader_value == "sync"  # it lost the add race to the sync caller's value
 
 
+def test_coalescing_and_refreshing_make_no_thread_hop(cache: RedisCache, hops: list[str]) -> None:
+    """Async waiters, a background refresh and the cross-process lock all stay on the
+    loop: no sync_to_async, no executor."""
+    counter = Counter(0.05)
+
+    async def main() -> None:
+        await asyncio.gather(
+            *(cache.aget_or_set("hot", counter.async_, 0.2, stale=30, lock=5) for _ in range(100))
+        )
+        await asyncio.sleep(0.3)
+        await asyncio.gather(
+            *(cache.aget_or_set("hot", counter.async_, 60, stale=30) for _ in range(100))
+        )
+        await asyncio.gather(*_stampede._refreshes)
+
+    hops.clear()
+    asyncio.run(main())
+    assert counter.calls == 2
+    assert hops == []
+
+
 def test_different_versions_are_different_flights(cache: RedisCache) -> None:
     """Concurrent misses of one key in two versions compute once per version."""
     counter = Counter(0.05)
