@@ -75,7 +75,9 @@ NOT_CODE = {
     "django",
     "html+django",
 }
-OUR_SETTINGS = ("DJANGO_ASYNCREDIS_", "DJANGO_REDIS_")
+#: Setting names we read: ours, django-redis's prefixed ones, and django-redis's
+#: CACHE_HERD_TIMEOUT (its HerdClient's window).
+OUR_SETTINGS = ("DJANGO_ASYNCREDIS_", "DJANGO_REDIS_", "CACHE_HERD_TIMEOUT")
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 _NOT_TESTED = re.compile(r"^\s*<!--\s*not-tested:\s*(?P<reason>.*?)\s*-->\s*$")

@@ -41,3 +41,15 @@ def test_middleware_names() -> None:
         "UpdateCacheMiddleware",
     ]
     assert django_asyncredis.middleware.SessionMiddleware is SessionMiddleware
+
+
+def test_decorator_names() -> None:
+    """``from django_asyncredis.decorators import ...``: the page cache, Vary, and ``cached``."""
+    import django_asyncredis.decorators
+
+    assert sorted(django_asyncredis.decorators.__all__) == [
+        "cache_page",
+        "cached",
+        "vary_on_cookie",
+        "vary_on_headers",
+    ]

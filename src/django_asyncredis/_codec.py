@@ -8,9 +8,15 @@
 - Anything else goes through the serializer, then, when a compressor is set and
   the payload is at least ``compress_min_length`` bytes and shrinks, through the
   compressor, whose output starts with its format's magic bytes.
+- A value stored with stampede metadata (``_stampede``: stale-while-revalidate,
+  XFetch, HerdClient) is *framed*: one ``FRAMED`` byte, a header of two
+  big-endian doubles (the soft expiry as a Unix time, and how long the value
+  took to compute, in seconds), then the value's ordinary bytes as above.
+  ``loads`` skips the header, so a plain ``get`` of a framed key still returns
+  the value; ``loads_framed`` returns the metadata too.
 - An uncompressed payload that is empty, or that happens to start like an
-  integer or like a compressed frame, is prefixed with one ``ESCAPE`` byte, so
-  reading is never ambiguous. Pickle (protocol 2+) starts with 0x80 and never
+  integer, like a compressed frame or like a framed value, is prefixed with one
+  ``ESCAPE`` byte, so reading is never ambiguous. Pickle (protocol 2+) starts with 0x80 and never
   needs it.
 
 Reading decides by the first byte, never by trying decoders in turn on the hot
@@ -27,15 +33,32 @@ members across keys, which needs equal values to be equal bytes everywhere.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from django_asyncredis.compressors import Compressor
 from django_asyncredis.errors import CorruptValueError
 from django_asyncredis.serializers import KeyBindingSerializer, Serializer
 
 ESCAPE = 0x00
+#: The first byte of a value framed with stampede metadata: 0xC1, the one byte
+#: MessagePack never writes, and no first byte of pickle, JSON, the compressors'
+#: magics, integers or the signed serializer's key-bound frame (0x01), so no
+#: value stored before framing existed reads as framed.
+FRAMED = 0xC1
+_FRAMED_BYTE = bytes((FRAMED,))
+_HEADER = struct.Struct(">dd")
+_FRAMED_HEADER_LENGTH = 1 + _HEADER.size
 _INTEGER_FIRST_BYTES = frozenset(b"-0123456789")
+
+
+class Framed(NamedTuple):
+    """A value read with its stampede metadata (``soft_expiry`` None: unframed)."""
+
+    value: Any
+    soft_expiry: float | None  # Unix time after which the value is stale
+    compute_seconds: float  # how long its computation took (XFetch's delta)
 
 
 def _builtin_compressors() -> list[Compressor]:
@@ -97,7 +120,7 @@ class Codec:
         for each in known:
             for magic in each.magics:
                 self._decoders.setdefault(magic[0], []).append((magic, each.decompress))
-        self._special = frozenset({ESCAPE, *_INTEGER_FIRST_BYTES, *self._decoders})
+        self._special = frozenset({ESCAPE, FRAMED, *_INTEGER_FIRST_BYTES, *self._decoders})
 
     def dumps(self, value: Any, key: str) -> bytes | int:
         """Bytes for a cache value under ``key``; an int is returned as is
@@ -123,6 +146,8 @@ class Codec:
                 return self._integer(data)
             if first == ESCAPE:
                 return self._loads(data[1:])
+            if first == FRAMED:
+                return self.loads(data[_FRAMED_HEADER_LENGTH:], key)
             return self._loads(self._decompress(data))
         except CorruptValueError:
             raise
@@ -130,6 +155,28 @@ class Codec:
             if not data:  # written by an older release, which stored b"" unescaped
                 return self._decoded(self._loads, data, key)
             raise _corrupt(data, key, exc) from exc
+
+    def dumps_framed(
+        self, value: Any, key: str, soft_expiry: float, compute_seconds: float
+    ) -> bytes:
+        """The framed bytes of ``value`` under ``key``: its metadata, then its
+        ordinary bytes (an integer as decimal text)."""
+        inner = self.dumps(value, key)
+        if isinstance(inner, int):
+            inner = str(inner).encode()
+        return _FRAMED_BYTE + _HEADER.pack(soft_expiry, compute_seconds) + inner
+
+    def loads_framed(self, data: bytes, key: str) -> Framed:
+        """The value under ``key`` with its metadata: ours (framed), a value
+        written by django-redis's HerdClient (a pickled ``(Marker, value,
+        soft_expiry)``), or a plain value (no metadata)."""
+        if data[:1] == _FRAMED_BYTE and len(data) >= _FRAMED_HEADER_LENGTH:
+            soft_expiry, seconds = _HEADER.unpack_from(data, 1)
+            return Framed(self.loads(data[_FRAMED_HEADER_LENGTH:], key), soft_expiry, seconds)
+        value = self.loads(data, key)
+        if type(value) is tuple and len(value) == 3 and _is_herd_marker(value[0]):
+            return Framed(value[1], float(value[2]), 0.0)
+        return Framed(value, None, 0.0)
 
     def dumps_member(self, value: Any) -> bytes | int:
         """A set/sorted-set member or hash value: the same bytes under any key."""
@@ -200,6 +247,8 @@ class KeyBindingCodec(Codec):
         return self._frame(self._bound.dumps_for_key(value, key))
 
     def loads(self, data: bytes, key: str) -> Any:
+        if data[:1] == _FRAMED_BYTE:
+            data = data[_FRAMED_HEADER_LENGTH:]
         bound = self._bound
         return self._decoded(lambda payload: bound.loads_for_key(payload, key), data, key)
 
@@ -208,6 +257,13 @@ class KeyBindingCodec(Codec):
 
     def loads_member(self, data: bytes, key: str) -> Any:
         return self._decoded(self._loads, data, key)
+
+
+def _is_herd_marker(thing: Any) -> bool:
+    """Whether ``thing`` is django-redis's ``client.herd.Marker`` (by name: the
+    class only exists where django-redis is installed)."""
+    cls = type(thing)
+    return cls.__name__ == "Marker" and cls.__module__ == "django_redis.client.herd"
 
 
 def _corrupt(data: bytes, key: str, exc: Exception) -> CorruptValueError:

@@ -140,6 +140,15 @@ _DEFAULT_CLIENTS = {
     "django_redis.client.default.DefaultClient",
 }
 
+#: django-redis's HerdClient: values served stale for CACHE_HERD_TIMEOUT seconds
+#: after their timeout while one caller refreshes them (``_stampede``).
+_HERD_CLIENTS = {
+    "django_redis.client.HerdClient",
+    "django_redis.client.herd.HerdClient",
+}
+#: django-redis's default CACHE_HERD_TIMEOUT.
+DEFAULT_HERD_TIMEOUT = 60
+
 #: django-redis's Sentinel client: with ``SENTINELS`` (and LOCATION
 #: ``redis://<service>/<db>``), the same Sentinel support as ``redis+sentinel://``.
 _SENTINEL_CLIENTS = {
@@ -256,6 +265,15 @@ class CacheConfig:
     read_from_replicas: bool = False
     #: Shards: each server's LOCATION string as written (it places the keys).
     shard_names: tuple[str, ...] = ()
+    #: Stampede protection defaults for ``get_or_set`` (``_stampede``): seconds a
+    #: value is served stale while one caller refreshes it (STAMPEDE_STALE), XFetch's
+    #: beta (STAMPEDE_XFETCH), the cross-process lock's TTL in seconds
+    #: (STAMPEDE_LOCK). None: off.
+    stampede_stale: float | None = None
+    stampede_xfetch: float | None = None
+    stampede_lock: float | None = None
+    #: django-redis's HerdClient: CACHE_HERD_TIMEOUT seconds (None: not a HerdClient).
+    herd_timeout: float | None = None
     #: Built once per distinct setting: its decoder tables are not free to build.
     codec: Codec = field(init=False, compare=False, repr=False)
     #: The live topology state of a cluster or sentinel configuration.
@@ -570,6 +588,8 @@ class _Options:
     sentinel_client: bool = False
     shard_client: bool = False
     stats: bool = True  # STATS (see CacheConfig)
+    herd_client: bool = False
+    stampede: dict[str, float | None] = field(default_factory=dict)
     opentelemetry: bool = True  # OPENTELEMETRY (see CacheConfig)
 
     @classmethod
@@ -681,12 +701,32 @@ def _set_client_class(parsed: _Options, name: str, value: Any) -> None:
         parsed.sentinel_client = True
     elif value in _SHARD_CLIENTS:
         parsed.shard_client = True
+    elif value in _HERD_CLIENTS:
+        parsed.herd_client = True
     elif value not in _DEFAULT_CLIENTS:
         raise ImproperlyConfigured(
             f"OPTIONS[{name!r}] = {value!r} is not supported: django-asyncredis "
             "is itself the client. Remove the option (DefaultClient, "
-            "SentinelClient and ShardClient are accepted)."
+            "SentinelClient, ShardClient and HerdClient are accepted)."
         )
+
+
+def _set_stampede(parsed: _Options, name: str, value: Any) -> None:
+    parsed.stampede[name.lower()] = _stampede_number(name, value)
+
+
+def _herd_timeout(parsed: _Options) -> float | None:
+    """CACHE_HERD_TIMEOUT in seconds under django-redis's HerdClient, else None."""
+    if not parsed.herd_client:
+        return None
+    herd_timeout = _herd_timeout_setting()
+    if isinstance(herd_timeout, bool) or not isinstance(herd_timeout, int | float):
+        herd_timeout = -1  # refused below, with the setting's name
+    if not herd_timeout > 0:
+        raise ImproperlyConfigured(
+            "settings.CACHE_HERD_TIMEOUT (CLIENT_CLASS HerdClient) must be a number of seconds > 0."
+        )
+    return float(herd_timeout)
 
 
 def _read_by_base_cache(parsed: _Options, name: str, value: Any) -> None:
@@ -716,6 +756,9 @@ OTHER_OPTIONS: dict[str, OptionReader] = {
     "cull_frequency": _read_by_base_cache,
     "ignore_exceptions": _stored("ignore_exceptions", _boolean),
     "stats": _stored("stats", _boolean),
+    "stampede_stale": _set_stampede,
+    "stampede_xfetch": _set_stampede,
+    "stampede_lock": _set_stampede,
     "opentelemetry": _stored("opentelemetry", _boolean),
 }
 
@@ -833,7 +876,27 @@ def _build(where: _Location, opts: _Options, serializer: Serializer) -> CacheCon
         scan_itersize=_global_setting("SCAN_ITERSIZE", None),
         stats=opts.stats,
         opentelemetry=opts.opentelemetry,
+        stampede_stale=opts.stampede.get("stampede_stale"),
+        stampede_xfetch=opts.stampede.get("stampede_xfetch"),
+        stampede_lock=opts.stampede.get("stampede_lock"),
+        herd_timeout=_herd_timeout(opts),
     )
+
+
+def _stampede_number(name: str, value: Any) -> float | None:
+    """A stampede setting: a number > 0 (seconds, or XFetch's beta), or None (off)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be a number > 0 or None.")
+    return float(value)
+
+
+def _herd_timeout_setting() -> Any:
+    """django-redis's global CACHE_HERD_TIMEOUT setting (seconds), default 60."""
+    from django.conf import settings
+
+    return getattr(settings, "CACHE_HERD_TIMEOUT", DEFAULT_HERD_TIMEOUT)
 
 
 #: The global settings that shape a CacheConfig (part of its memo key).
@@ -871,6 +934,7 @@ def parse_cached(location: Any, options: Mapping[str, Any]) -> CacheConfig:
     if known is not None and known[0] is options and known[1] == location:
         return known[2]
     globals_ = [_global_setting(name, None) for name in _GLOBAL_SETTINGS]
+    globals_.append(_herd_timeout_setting())
     key = repr((location, sorted(options.items(), key=lambda item: str(item[0])), globals_))
     config = _parsed.get(key)
     if config is None:
@@ -886,7 +950,9 @@ def parse_cached(location: Any, options: Mapping[str, Any]) -> CacheConfig:
 
 def _forget_parsed(*, setting: str, **kwargs: Any) -> None:
     """Settings changed (override_settings in tests): parse afresh."""
-    if setting == "CACHES" or setting.startswith(("DJANGO_ASYNCREDIS_", "DJANGO_REDIS_")):
+    if setting in ("CACHES", "CACHE_HERD_TIMEOUT") or setting.startswith(
+        ("DJANGO_ASYNCREDIS_", "DJANGO_REDIS_")
+    ):
         _by_identity.clear()
         _parsed.clear()
 

@@ -29,7 +29,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from django_asyncredis import _operations as ops
-from django_asyncredis import _raw, _stats
+from django_asyncredis import _raw, _stampede, _stats
 from django_asyncredis._config import CacheConfig, parse_cached
 from django_asyncredis._lock import AsyncLock, Lock
 from django_asyncredis._pipeline import AsyncPipeline, Pipeline
@@ -68,6 +68,11 @@ class RedisCache(StructuresMixin, BaseCache):
         self._sync, self._async, self._stats = _stats.drivers(self._config)
         self._reverse_key_func = _reverse_key_function(params.get("REVERSE_KEY_FUNCTION"))
         self._custom_key_func = params.get("KEY_FUNCTION") is not None
+        config = self._config
+        self._herd_seconds = config.herd_timeout
+        self._stampede_policy = _stampede.default_policy(
+            config.stampede_stale, config.stampede_xfetch, config.stampede_lock, config.herd_timeout
+        )
 
     def __repr__(self) -> str:
         servers = ", ".join(str(server) for server in self._config.servers)
@@ -161,6 +166,9 @@ class RedisCache(StructuresMixin, BaseCache):
     # The operations, each built once for both APIs.
 
     def _get(self, key: Key, default: Any, version: int | None) -> ops.Operation[Any]:
+        if self._herd_seconds is not None:
+            made = self._key(key, version)
+            return _stampede.herd_get(self._codec, made, default, self._herd_seconds)
         return ops.get(self._codec, self._key(key, version), default)
 
     def _set(
@@ -175,6 +183,15 @@ class RedisCache(StructuresMixin, BaseCache):
         if nx and xx:
             raise ValueError("set() takes nx=True or xx=True, not both.")
         condition = "NX" if nx else "XX" if xx else None
+        if self._herd_seconds is not None:
+            return _stampede.herd_set(
+                self._codec,
+                self._key(key, version),
+                value,
+                self.get_backend_timeout(timeout),
+                self._herd_seconds,
+                condition,
+            )
         return ops.set(
             self._codec,
             self._key(key, version),
@@ -186,8 +203,31 @@ class RedisCache(StructuresMixin, BaseCache):
     def _get_or_set(
         self, key: Key, default: Any, timeout: Timeout, version: int | None
     ) -> ops.Operation[Any]:
+        """The one-operation ``get_or_set`` of a pipeline step (Django's semantics)."""
         return ops.get_or_set(
             self._codec, self._key(key, version), default, self.get_backend_timeout(timeout)
+        )
+
+    def _stampede_call(
+        self,
+        key: Key,
+        default: Any,
+        timeout: Timeout,
+        version: int | None,
+        stale: float | bool | None,
+        xfetch: float | bool | None,
+        lock: float | bool | None,
+    ) -> _stampede.Call:
+        policy = self._stampede_policy
+        if stale is not None or xfetch is not None or lock is not None:
+            policy = policy.merged(stale, xfetch, lock)
+        return _stampede.Call(
+            id(self._config),
+            self._codec,
+            self._key(key, version),
+            default,
+            self.get_backend_timeout(timeout),
+            policy,
         )
 
     def _touch(self, key: Key, timeout: Timeout, version: int | None) -> ops.Operation[bool]:
@@ -313,12 +353,19 @@ class RedisCache(StructuresMixin, BaseCache):
         timeout: Timeout = DEFAULT_TIMEOUT,
         version: int | None = None,
         client: Any = None,
+        *,
+        stale: float | bool | None = None,
+        xfetch: float | bool | None = None,
+        lock: float | bool | None = None,
     ) -> Any:
+        """Django's ``get_or_set`` with stampede protection (docs/stampede.md):
+        concurrent misses of the key in this process run ``default`` once;
+        ``stale``, ``xfetch`` and ``lock`` (None: the alias's OPTIONS; False:
+        off) refresh ahead of expiry and coalesce across processes."""
         if client is not None:
             self._check_client(client)
-        default = _ComputedOnce.wrap(default)
-        value = self._sync.run(self._get_or_set(key, default, timeout, version), _UNAVAILABLE)
-        return _computed(default) if value is _UNAVAILABLE else value
+        call = self._stampede_call(key, default, timeout, version, stale, xfetch, lock)
+        return _stampede.get_or_set(call, self._sync)
 
     def touch(
         self,
@@ -570,13 +617,17 @@ class RedisCache(StructuresMixin, BaseCache):
         timeout: Timeout = DEFAULT_TIMEOUT,
         version: int | None = None,
         client: Any = None,
+        *,
+        stale: float | bool | None = None,
+        xfetch: float | bool | None = None,
+        lock: float | bool | None = None,
     ) -> Any:
+        """``get_or_set`` whose ``default`` may also be an async callable (or
+        return an awaitable): it is awaited."""
         if client is not None:
             self._check_client(client)
-        default = _ComputedOnce.wrap(default)
-        operation = self._get_or_set(key, default, timeout, version)
-        value = await self._async.run(operation, _UNAVAILABLE)
-        return _computed(default) if value is _UNAVAILABLE else value
+        call = self._stampede_call(key, default, timeout, version, stale, xfetch, lock)
+        return await _stampede.aget_or_set(call, self._async)
 
     async def atouch(
         self,
@@ -773,38 +824,6 @@ class RedisCache(StructuresMixin, BaseCache):
             blocking_timeout=blocking_timeout,
             thread_local=thread_local,
         )
-
-
-#: What a call returns in ignore-exceptions mode when the server is unavailable,
-#: where the method needs to know (get_or_set then computes the default).
-_UNAVAILABLE: Any = object()
-
-
-def _computed(default: Any) -> Any:
-    return default() if callable(default) else default
-
-
-class _ComputedOnce:
-    """A callable default of ``get_or_set``, called at most once: when the server
-    fails after the miss (ignore-exceptions mode), the caller gets the value the
-    operation already computed rather than a second call."""
-
-    __slots__ = ("_function", "_value")
-
-    _NOT_YET: Any = object()
-
-    def __init__(self, function: Callable[[], Any]) -> None:
-        self._function = function
-        self._value = self._NOT_YET
-
-    @classmethod
-    def wrap(cls, default: Any) -> Any:
-        return cls(default) if callable(default) else default
-
-    def __call__(self) -> Any:
-        if self._value is self._NOT_YET:
-            self._value = self._function()
-        return self._value
 
 
 def _reverse_key_function(setting: Any) -> Callable[[str], Any] | None:
