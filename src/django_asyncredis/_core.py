@@ -26,6 +26,7 @@ from redis.exceptions import (
     TryAgainError,
 )
 
+from django_asyncredis import _multiplex
 from django_asyncredis._config import CacheConfig, Server
 from django_asyncredis._idempotency import may_resend, raise_unanswered
 from django_asyncredis._operations import (
@@ -379,7 +380,14 @@ class AsyncCore:
 
 
 async def _send(pool: AsyncConnectionPool, request: Any) -> Any:
-    """One round trip; a connection that turns out broken is replaced, boundedly.
+    """One round trip, on the transport the server's ``transport`` option selects."""
+    if pool.server.transport == "multiplexed":
+        return await _multiplex.send(pool, request, _send_pooled)
+    return await _send_pooled(pool, request)
+
+
+async def _send_pooled(pool: AsyncConnectionPool, request: Any) -> Any:
+    """One round trip on a pooled connection; one that turns out broken is replaced, boundedly.
 
     A request that failed on a broken connection is sent again (up to the
     ``retries`` option) only if ``may_resend`` says a second execution cannot be
