@@ -204,3 +204,37 @@ def test_transport_default_applies_when_unset() -> None:
     """Unset, the async transport is DEFAULT_TRANSPORT (hiredis is installed here)."""
     assert _config.parse("redis://localhost", {}).servers[0].transport == _config.DEFAULT_TRANSPORT
     assert _config.DEFAULT_TRANSPORT in _config.TRANSPORTS
+
+
+def test_redis_py_still_has_what_the_multiplexer_takes_over() -> None:
+    """The private names the multiplexed transport relies on (docs/design.md): a
+    connection's ``_reader``/``_writer`` and the hiredis parser's ``parse_error``."""
+    import redis.asyncio
+    from redis._parsers import _HiredisParser
+    from redis.exceptions import MovedError
+
+    connection = redis.asyncio.Connection()
+    assert connection._reader is None
+    assert connection._writer is None
+    assert isinstance(_HiredisParser.parse_error("MOVED 1 127.0.0.1:7000"), MovedError)
+
+
+async def test_close_connection_lets_waiting_callers_finish(
+    own_server: ServerProcess, admin: redis.Redis
+) -> None:
+    """CLOSE_CONNECTION closes the shared connection at a request's end, while 20
+    other calls wait on it: the 20 get their values, and the connection closes."""
+    cache = RedisCache(
+        own_server.url, {"OPTIONS": {"transport": "multiplexed", "CLOSE_CONNECTION": True}}
+    )
+    await cache.aset("key", "value")
+    with paused(own_server, 0.2):
+        gets = [asyncio.create_task(cache.aget("key")) for _ in range(20)]
+        await asyncio.sleep(0.05)  # all written, their replies held by the pause
+        await cache.aclose()
+    assert await asyncio.gather(*gets) == ["value"] * 20
+    for _ in range(100):
+        if clients(admin) == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert clients(admin) == 0

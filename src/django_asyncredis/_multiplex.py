@@ -114,7 +114,15 @@ class SharedConnection(asyncio.Protocol):
     def submit(self, packed: bytes, count: int | None) -> _Waiter:
         """Queue a packed request; its reply (a Batch: its ``count`` replies) resolve the waiter."""
         waiter = _Waiter(self._loop.create_future(), count)
+        idle = not self._waiting
         self._waiting.append(waiter)
+        if idle:
+            # Nothing in flight, so nothing to coalesce with yet: written at once,
+            # a lone caller pays no extra loop iteration. Calls made while this one
+            # waits are coalesced.
+            waiter.written = True
+            self._transport.write(packed)
+            return waiter
         self._unwritten.append(waiter)
         self._outgoing.append(packed)
         self._outgoing_bytes += len(packed)
@@ -142,9 +150,10 @@ class SharedConnection(asyncio.Protocol):
         return self.broken is None and not self._retiring
 
     def retire(self) -> None:
-        """Take no new commands; close once every waiting caller has its reply."""
+        """Take no new commands; close once every waiting caller has its reply
+        (at once if none waits: replies due to cancelled callers are not awaited)."""
         self._retiring = True
-        if not self._waiting:
+        if all(waiter.future.done() for waiter in self._waiting):
             self._transport.close()
 
     def abort(self, reason: Exception) -> None:
@@ -240,7 +249,12 @@ class Multiplexer:
         connection, self._connection = self._connection, None
         if connection is not None:
             connection.retire()
-            if not connection.closed.done():
+            try:
+                # Bounded: a server that stopped answering must not hold up a loop's end.
+                async with asyncio.timeout(self._pool.command_timeout):
+                    await asyncio.shield(connection.closed)
+            except builtins.TimeoutError:
+                connection.abort(ConnectionError("Closed: no reply within socket_timeout."))
                 await connection.closed
 
     def transport(self) -> Any:
