@@ -121,6 +121,8 @@ class SharedConnection(asyncio.Protocol):
         #: since its command was queued knows the connection is stuck, not busy.
         self.received = 0
         self._retiring = False
+        #: Takes new commands: not broken, not retiring.
+        self.usable = True
         self.closed: asyncio.Future[None] = loop.create_future()
         transport.set_protocol(self)
 
@@ -165,14 +167,11 @@ class SharedConnection(asyncio.Protocol):
         self._unwritten = []
         self._transport.write(data)
 
-    @property
-    def usable(self) -> bool:
-        return self.broken is None and not self._retiring
-
     def retire(self) -> None:
         """Take no new commands; close once every waiting caller has its reply
         (at once if none waits: replies due to cancelled callers are not awaited)."""
         self._retiring = True
+        self.usable = False
         if all(waiter.future.done() for waiter in self._waiting):
             self._transport.close()
 
@@ -247,6 +246,7 @@ class SharedConnection(asyncio.Protocol):
     def _fail(self, reason: Exception) -> None:
         if self.broken is None:
             self.broken = reason
+        self.usable = False
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -265,14 +265,15 @@ class Multiplexer:
 
     def __init__(self, pool: Any) -> None:
         self._pool = pool
-        self._connection: SharedConnection | None = None
+        #: The connection in use, if any (maybe broken: check ``usable``).
+        self.current: SharedConnection | None = None
         self._opening: asyncio.Future[SharedConnection] | None = None
         self._closed = False
 
     async def connection(self) -> SharedConnection:
         if self._closed:
             raise NotSent("The shared connection was closed.")
-        connection = self._connection
+        connection = self.current
         if connection is not None and connection.usable:
             return connection
         if self._opening is None:
@@ -288,14 +289,14 @@ class Multiplexer:
         redis_connection = await self._pool.open_unpooled()
         writer = redis_connection._writer  # see docs/design.md: the transport is taken over
         redis_connection._reader = redis_connection._writer = None
-        self._connection = SharedConnection(
+        self.current = SharedConnection(
             asyncio.get_running_loop(), writer, self._pool.command_timeout
         )
-        return self._connection
+        return self.current
 
     async def aclose(self) -> None:
         self._closed = True
-        connection, self._connection = self._connection, None
+        connection, self.current = self.current, None
         if connection is not None:
             connection.retire()
             try:
@@ -307,20 +308,28 @@ class Multiplexer:
                 await connection.closed
 
     def transport(self) -> Any:
-        return None if self._connection is None else self._connection._transport
+        return None if self.current is None else self.current._transport
 
 
 def rides_shared(request: Any) -> bool:
     """Whether a request may go on the shared connection (before its size is known)."""
     if type(request) is Batch:
-        return not any(_word(command[0]) in DEDICATED_COMMANDS for command in request)
-    return _word(request[0]) not in DEDICATED_COMMANDS
+        return all(_name_rides_shared(command[0]) for command in request)
+    return _name_rides_shared(request[0])
 
 
-def _word(name: Any) -> str:
-    if type(name) is str:
-        return name.upper()
-    return bytes(name).decode("latin-1").upper()
+#: Command name (as the operations spell it) -> whether it may ride the shared connection.
+_RIDES: dict[Any, bool] = {}
+
+
+def _name_rides_shared(name: Any) -> bool:
+    rides = _RIDES.get(name)
+    if rides is None:
+        word = name.upper() if type(name) is str else bytes(name).decode("latin-1").upper()
+        rides = word not in DEDICATED_COMMANDS
+        if len(_RIDES) < 1024:  # names come from the code, but a raw caller could vary them
+            _RIDES[name] = rides
+    return rides
 
 
 def _pack(request: Any) -> bytes:
@@ -352,7 +361,9 @@ async def send(pool: Any, request: Any, dedicated: Callable[[Any, Any], Awaitabl
             if pool.closed:  # closed under us: a connection closed after this request
                 return await dedicated(pool, request)
             multiplexer = pool.shared = Multiplexer(pool)
-        connection = await multiplexer.connection()
+        connection = multiplexer.current
+        if connection is None or not connection.usable:
+            connection = await multiplexer.connection()
         try:
             # socket_timeout: enforced by the connection (see SharedConnection._expire).
             reply = await connection.submit(packed, count).future
