@@ -97,11 +97,8 @@ async def test_small_reads_are_not_held_up_by_a_large_write(
     await cache.aset("small", "value")
     large = asyncio.create_task(cache.aset("large", b"x" * 20_000_000))
     await asyncio.sleep(0)  # the large set is under way
-    finished_first = []
-    for _ in range(5):
-        assert await cache.aget("small") == "value"
-        finished_first.append(not large.done())
-    assert finished_first == [True] * 5
+    assert await cache.aget("small") == "value"
+    assert not large.done()  # the small get was answered first
     await large
     assert clients(admin) == 2  # the shared one, and the pooled one the large set used
     assert len(await cache.aget("large")) == 20_000_000

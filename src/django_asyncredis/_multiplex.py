@@ -236,7 +236,8 @@ class SharedConnection(asyncio.Protocol):
             self._transport.close()
 
     def eof_received(self) -> bool | None:
-        return None  # the transport closes itself: connection_lost follows
+        self.usable = False  # new calls go to a new connection at once
+        return None  # the transport closes itself: connection_lost fails the waiting ones
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(ConnectionError(f"Connection closed by server{f': {exc}' if exc else ''}."))
