@@ -235,3 +235,23 @@ async def test_close_connection_lets_waiting_callers_finish(
             break
         await asyncio.sleep(0.01)
     assert clients(admin) == 0
+
+
+async def test_a_command_not_yet_written_when_the_connection_fails_is_sent_once(
+    own_server: ServerProcess,
+) -> None:
+    """The connection fails with a get written and an incr still in its write
+    buffer: the get is sent again (repeatable), the incr, which never reached the
+    server, is sent on the new connection and counts exactly once."""
+    from django_asyncredis import _pools
+
+    cache = RedisCache(own_server.url, MULTIPLEXED)
+    await cache.aset("n", 10)
+    connection = _pools.async_pool(cache._config.servers[0]).shared.current
+    get = asyncio.create_task(cache.aget("n"))  # written at once: the connection is idle
+    incr = asyncio.create_task(cache.aincr("n"))  # buffered until the end of the iteration
+    await asyncio.sleep(0)  # both ran up to their reply; the flush comes after this task
+    connection.abort(redis.ConnectionError("broken for the test"))
+    assert await get == 10
+    assert await incr == 11
+    assert await cache.aget("n") == 11
