@@ -290,10 +290,14 @@ class Multiplexer:
         redis_connection = await self._pool.open_unpooled()
         writer = redis_connection._writer  # see docs/design.md: the transport is taken over
         redis_connection._reader = redis_connection._writer = None
-        self.current = SharedConnection(
+        connection = SharedConnection(
             asyncio.get_running_loop(), writer, self._pool.command_timeout
         )
-        return self.current
+        if self._closed:  # closed while it opened: its callers go to a pooled connection
+            connection.abort(NotSent("The shared connection was closed."))
+            raise NotSent("The shared connection was closed.")
+        self.current = connection
+        return connection
 
     async def aclose(self) -> None:
         self._closed = True
