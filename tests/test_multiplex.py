@@ -255,3 +255,11 @@ async def test_a_command_not_yet_written_when_the_connection_fails_is_sent_once(
     assert await get == 10
     assert await incr == 11
     assert await cache.aget("n") == 11
+
+
+def test_without_hiredis_the_pooled_transport_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The multiplexed transport parses with hiredis (an extra): without it, a cache
+    asking for it gets the pooled transport rather than an error."""
+    monkeypatch.setattr(_multiplex, "AVAILABLE", False)
+    config = _config.parse("redis://localhost", {"transport": "multiplexed"})
+    assert config.servers[0].transport == "pooled"
