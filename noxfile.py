@@ -14,6 +14,17 @@ nox.options.reuse_existing_virtualenvs = True
 
 DJANGO_VERSIONS = {"4.2": "django>=4.2,<4.3", "5.2": "django>=5.2,<5.3"}
 DEV = ".[dev,hiredis,msgpack,lz4,zstd]"
+#: The tests whose subject is the async transport, run once per transport.
+TRANSPORT_TESTS = (
+    "tests/test_connections.py",
+    "tests/test_faults.py",
+    "tests/test_dead_connections.py",
+    "tests/test_loops.py",
+    "tests/test_retries.py",
+    "tests/test_multiplex.py",
+    "tests/test_pinned.py",
+    "tests/test_tls.py",
+)
 
 
 @nox.session
@@ -22,6 +33,14 @@ def tests(session: nox.Session, django: str) -> None:
     """pytest against a throwaway real server; ``nox -s tests`` runs every Django LTS."""
     session.install(DEV, DJANGO_VERSIONS[django])
     session.run("pytest", *session.posargs)
+    # The default transport is the multiplexed one: the connection tests again on
+    # the pooled one (its failures, cancellations, restarts, forks and loops).
+    session.run(
+        "pytest",
+        *TRANSPORT_TESTS,
+        *session.posargs,
+        env={"ASYNCREDIS_TRANSPORT": "pooled"},
+    )
 
 
 @nox.session

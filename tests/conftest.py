@@ -17,6 +17,14 @@ from tests.thread_hops import count_hops
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # ASYNCREDIS_TRANSPORT=pooled|multiplexed: the async transport caches get when
+    # their OPTIONS do not choose (nox runs the connection tests under both).
+    transport = os.environ.get("ASYNCREDIS_TRANSPORT")
+    if transport:
+        from django_asyncredis import _config
+
+        assert transport in _config.TRANSPORTS, transport
+        _config.DEFAULT_TRANSPORT = transport
     if not settings.configured:
         settings.configure(
             INSTALLED_APPS=[

@@ -153,7 +153,7 @@ async def test_the_check_catches_a_connection_left_with_a_pending_reply(
     monkeypatch.setattr(
         redis.asyncio.connection.AbstractConnection, "read_response", keep_connection_on_error
     )
-    cache = make_cache(OPTIONS={"max_connections": 1})
+    cache = make_cache(OPTIONS={"max_connections": 1, "transport": "pooled"})
     assert await cancel_mid_read_then_read_again(cache, pause) == "value of first"
 
 
@@ -203,7 +203,8 @@ async def test_callers_wait_for_a_free_connection(make_cache: Any, raw: Any) -> 
 
 
 async def test_waiting_past_pool_timeout_is_a_clear_error(make_cache: Any) -> None:
-    cache = make_cache(OPTIONS={"max_connections": 1, "pool_timeout": 0.05})
+    # The pool's own limit: on the multiplexed transport, gets share one connection.
+    cache = make_cache(OPTIONS={"max_connections": 1, "pool_timeout": 0.05, "transport": "pooled"})
     await cache.aget("warm")
     pool = _pools.async_pool(cache._config.servers[0])
     held = await pool.acquire()

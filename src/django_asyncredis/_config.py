@@ -73,6 +73,17 @@ def _retries(name: str, value: Any) -> int:
     return value
 
 
+#: The async transport when OPTIONS do not choose one (see docs/design.md, Transport).
+DEFAULT_TRANSPORT = "multiplexed"
+TRANSPORTS = ("multiplexed", "pooled")
+
+
+def _transport(name: str, value: Any) -> str:
+    if value not in TRANSPORTS:
+        raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be 'multiplexed' or 'pooled'.")
+    return str(value)
+
+
 def _boolean(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be True or False.")
@@ -132,6 +143,7 @@ POOL_OPTIONS: dict[str, Validator] = {
     "pool_timeout": _number,
     "retry_on_timeout": _boolean,
     "retries": _retries,
+    "transport": _transport,
 }
 
 #: django-redis CLIENT_CLASS values that mean "the default client", which we are.
@@ -218,6 +230,8 @@ class Server:
     retry_on_timeout: bool
     parser: str  # "default" (hiredis when installed), "hiredis" or "python"
     sync_pool_class: type[Any] | None = field(default=None, compare=True)
+    #: The async transport: "multiplexed" (one shared connection, needs hiredis) or "pooled".
+    transport: str = "pooled"
 
     def connection_kwargs(self) -> dict[str, Any]:
         kwargs = dict(self.connection)
@@ -297,6 +311,13 @@ class CacheConfig:
                 self.template, self.servers, self.service, self.read_from_replicas
             )
         object.__setattr__(self, "topology", topology)
+
+
+def _multiplex_available() -> bool:
+    """The multiplexed transport parses replies with hiredis, an optional extra."""
+    from django_asyncredis._multiplex import AVAILABLE
+
+    return AVAILABLE
 
 
 def split_location(location: str | list[str] | tuple[str, ...]) -> list[str]:
@@ -605,6 +626,7 @@ class _Options:
                 "pool_timeout": DEFAULT_POOL_TIMEOUT,
                 "retry_on_timeout": False,
                 "retries": DEFAULT_RETRIES,
+                "transport": DEFAULT_TRANSPORT,
             },
             close_connection=bool(_global_setting("CLOSE_CONNECTION", False)),
             ignore_exceptions=_global_setting("IGNORE_EXCEPTIONS", False),
@@ -831,6 +853,7 @@ def _build(where: _Location, opts: _Options, serializer: Serializer) -> CacheCon
             pool_timeout=pool["pool_timeout"],
             retries=pool["retries"],
             retry_on_timeout=pool["retry_on_timeout"],
+            transport=pool["transport"] if _multiplex_available() else "pooled",
             parser=opts.parser,
             sync_pool_class=where.sync_pool_class,
         )

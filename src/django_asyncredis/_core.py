@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from asgiref.sync import sync_to_async
 from redis.exceptions import AskError, ConnectionError, MovedError, ResponseError, TimeoutError
 
-from django_asyncredis import _routing
+from django_asyncredis import _multiplex, _routing
 from django_asyncredis._config import CacheConfig, Server, log_ignored
 from django_asyncredis._idempotency import may_resend, raise_unanswered
 from django_asyncredis._operations import (
@@ -29,7 +29,7 @@ from django_asyncredis._operations import (
     Request,
     Sleep,
 )
-from django_asyncredis._pools import async_pool
+from django_asyncredis._pools import AsyncConnectionPool, async_pool
 from django_asyncredis._routing import Route, Send, SendEach
 from django_asyncredis._topology import SentinelState
 from django_asyncredis._wire import pack as _pack
@@ -207,14 +207,24 @@ async def _send(server: Server, request: Any) -> Any:
     replaced, boundedly.
 
     The seam between routing and transport: every request of the async driver
-    that is not ``Pinned`` goes through here, and only here. Another transport
-    (a multiplexed connection, say) plugs in by replacing this function, keeping
-    its contract: it returns the reply (a list of replies for a ``Batch``);
+    that is not ``Pinned`` goes through here, and only here, on the transport the
+    server's ``transport`` option selects (``_multiplex``, or a pooled connection).
+    Each keeps the same contract: it returns the reply (a list of replies for a ``Batch``);
     raises redis-py's ``ConnectionError``/``TimeoutError`` for a round trip that
     failed, ``ResponseError`` for an error reply (for a ``Batch``, the first one,
     carrying every reply as ``batch_replies``), and our ``ReplyLostError`` when a
     request that may have reached the server cannot be sent again; and it
     enforces ``socket_timeout`` once per round trip.
+    """
+    pool = async_pool(server)
+    if server.transport == "multiplexed":
+        return await _multiplex.send(pool, request, _send_pooled)
+    return await _send_pooled(pool, request)
+
+
+async def _send_pooled(pool: AsyncConnectionPool, request: Any) -> Any:
+    """One round trip on a pooled connection; one that turns out broken is replaced,
+    boundedly.
 
     A request that failed on a broken connection is sent again (up to the
     ``retries`` option) only if ``may_resend`` says a second execution cannot be
@@ -228,7 +238,7 @@ async def _send(server: Server, request: Any) -> Any:
     round trip cut short closes its connection (redis-py does so on any
     interruption), so its late reply is never read by anyone.
     """
-    pool = async_pool(server)
+    server = pool.server
     attempt = 0
     while True:
         connection: Any = await pool.acquire()

@@ -129,6 +129,13 @@ class AsyncConnectionPool:
             collections.deque()
         )
         self._closed = False
+        #: The multiplexed transport's shared connection (``_multiplex``), if used.
+        self.shared: Any = None
+
+    @property
+    def closed(self) -> bool:
+        """Closed (CLOSE_CONNECTION, the loop's end): connections given back are closed."""
+        return self._closed
 
     async def acquire(self) -> AbstractConnection:
         idle = self._idle
@@ -145,19 +152,25 @@ class AsyncConnectionPool:
 
     async def _open(self) -> AbstractConnection:
         self._opened += 1
+        try:
+            return await self.open_unpooled()
+        except BaseException:
+            self._opened -= 1
+            self._hand_over(None)
+            raise
+
+    async def open_unpooled(self) -> AbstractConnection:
+        """A connection opened with the pool's settings, not counted in it (the
+        multiplexed transport's shared connection)."""
         connection = self._connection_class(**self._kwargs)
         try:
             # The handshake (AUTH, SELECT, CLIENT SETINFO) waits for replies too.
             async with asyncio.timeout(self._connect_deadline):
                 await connection.connect()  # type: ignore[no-untyped-call]
         except TimeoutError:
-            self._opened -= 1
-            self._hand_over(None)
             await connection.disconnect(nowait=True)
             raise redis.exceptions.TimeoutError(f"Timeout connecting to {self.server}") from None
         except BaseException:
-            self._opened -= 1
-            self._hand_over(None)
             await connection.disconnect(nowait=True)
             raise
         return connection
@@ -226,6 +239,9 @@ class AsyncConnectionPool:
         self._opened -= len(idle)
         for connection in idle:
             await connection.disconnect()  # waits until closed: aclose() means closed
+        shared, self.shared = self.shared, None
+        if shared is not None:
+            await shared.aclose()  # once the callers waiting on it have their replies
 
     def abandon(self) -> None:
         """Close the idle connections of a pool whose event loop is closed."""
@@ -234,6 +250,9 @@ class AsyncConnectionPool:
         self._opened -= len(idle)
         for connection in idle:
             _close_abandoned(connection)
+        shared, self.shared = self.shared, None
+        if shared is not None and shared.transport() is not None:
+            _close_abandoned_transport(shared.transport())
 
 
 class _LoopPools:
@@ -282,9 +301,12 @@ def _close_abandoned(connection: AbstractConnection) -> None:
     """
     writer = connection._writer
     connection._reader = connection._writer = None
-    if writer is None:
-        return
-    transport: Any = writer.transport
+    if writer is not None:
+        _close_abandoned_transport(writer.transport)
+
+
+def _close_abandoned_transport(transport: Any) -> None:
+    """Close a transport whose event loop is closed (see ``_close_abandoned``)."""
     with contextlib.suppress(RuntimeError):  # "Event loop is closed"
         transport.abort()
     ssl_protocol = getattr(transport, "_ssl_protocol", None)

@@ -34,6 +34,7 @@ from tests.benchmarks import e2e  # noqa: E402
 
 COLOURS = {
     c.ASYNCREDIS: "#1f77b4",
+    c.ASYNCREDIS_POOLED: "#9467bd",
     c.RAW_ASYNC: "#444444",
     c.RAW_ASYNC_BLOCKING: "#999999",
     c.VALKEY: "#d62728",

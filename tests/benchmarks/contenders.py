@@ -15,7 +15,8 @@ Contenders:
 - django-asyncredis, Django's built-in ``RedisCache``, django-redis and
   django-valkey's ``AsyncValkeyCache`` are built by Django's cache handler from
   ``settings.CACHES`` (``caches.create_connection``), as a project gets them,
-  each with its defaults and its own ``KEY_PREFIX``.
+  each with its defaults and its own ``KEY_PREFIX``; "django-asyncredis pooled"
+  is ours with ``transport: pooled`` (the default being the multiplexed one).
 - redis.asyncio (raw): ``redis.asyncio.Redis`` with hiredis on a
   ``ConnectionPool`` with as many connections as the most tasks of any
   scenario, so it never raises "Too many connections": the reference of the
@@ -49,6 +50,8 @@ COUNTERS = 1000
 RAW_MAX_CONNECTIONS = 256
 
 ASYNCREDIS = "django-asyncredis"
+#: The same backend with ``transport: pooled`` (a connection per concurrent call).
+ASYNCREDIS_POOLED = "django-asyncredis pooled"
 RAW_ASYNC = "redis.asyncio (raw)"
 RAW_ASYNC_BLOCKING = "redis.asyncio blocking"
 BUILTIN = "Django built-in"
@@ -59,12 +62,14 @@ RAW_SYNC = "redis-py (raw)"
 #: CACHES aliases (and KEY_PREFIXes) of the Django backends.
 ALIASES = {
     ASYNCREDIS: "asyncredis",
+    ASYNCREDIS_POOLED: "asyncredis_pooled",
     BUILTIN: "builtin",
     DJANGO_REDIS: "django_redis",
     VALKEY: "valkey",
 }
 BACKENDS = {
     ASYNCREDIS: "django_asyncredis.RedisCache",
+    ASYNCREDIS_POOLED: "django_asyncredis.RedisCache",
     BUILTIN: "django.core.cache.backends.redis.RedisCache",
     DJANGO_REDIS: "django_redis.cache.RedisCache",
     VALKEY: "django_valkey.async_cache.cache.AsyncValkeyCache",
@@ -83,6 +88,7 @@ def caches_setting(url: str) -> dict[str, dict[str, Any]]:
             "KEY_PREFIX": ALIASES[name],
             "TIMEOUT": TIMEOUT,
         }
+    setting[ALIASES[ASYNCREDIS_POOLED]]["OPTIONS"] = {"transport": "pooled"}
     return setting
 
 
@@ -303,8 +309,15 @@ def _raw_async(pool_class_name: str) -> AsyncFactory:
     return factory
 
 
+@contextlib.asynccontextmanager
+async def asyncredis_pooled_async(url: str) -> AsyncIterator[AsyncContender]:
+    """The same backend on its pooled transport."""
+    yield DjangoAsync(django_cache(ASYNCREDIS_POOLED))
+
+
 ASYNC_CONTENDERS: dict[str, AsyncFactory] = {
     ASYNCREDIS: asyncredis_async,
+    ASYNCREDIS_POOLED: asyncredis_pooled_async,
     RAW_ASYNC: _raw_async("ConnectionPool"),
     RAW_ASYNC_BLOCKING: _raw_async("BlockingConnectionPool"),
     VALKEY: valkey_async,
@@ -444,7 +457,7 @@ def populate(url: str) -> None:
 
     import redis
 
-    for name in (ASYNCREDIS, BUILTIN, DJANGO_REDIS):
+    for name in (ASYNCREDIS, ASYNCREDIS_POOLED, BUILTIN, DJANGO_REDIS):
         cache = django_cache(name)
         for size in SIZES:
             cache.set_many(dict.fromkeys(names(size), VALUES[size]))

@@ -42,6 +42,7 @@ NO_CACHE = "no cache at all"
 #: URL path of each backend's view (``e2e_app.py``), and of the two references.
 PATHS = {
     c.ASYNCREDIS: "/asyncredis/",
+    c.ASYNCREDIS_POOLED: "/asyncredis-pooled/",
     RAW_VIEW: "/raw/",
     c.VALKEY: "/valkey/",
     c.BUILTIN: "/builtin/",

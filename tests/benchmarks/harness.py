@@ -68,6 +68,9 @@ class Sample:
     seconds: float = 0.0
     cpu_seconds: float = 0.0  # one-thread sync only: time.thread_time of the caller
     latencies: list[float] = field(default_factory=list)  # seconds per call, when recorded
+    #: Async only: server connections the contender opened for this scenario
+    #: (connected clients after its warm-up at full concurrency, minus before).
+    connections: int = 0
 
     def add(self, other: Sample) -> None:
         self.ops += other.ops
@@ -96,6 +99,15 @@ class Sample:
 
 
 # Async: one event loop per scenario and round, shared by its contenders.
+
+
+def _connected_clients(url: str) -> int:
+    """The server's connected clients, outside the timed slices (a blocking call:
+    the harness's own, between phases), not counting the one asking."""
+    import redis
+
+    with redis.Redis.from_url(url) as admin:
+        return int(admin.info("clients")["connected_clients"]) - 1
 
 
 async def _worker(
@@ -147,7 +159,9 @@ async def _measure_async(
 ) -> dict[str, Sample]:
     async with contextlib.AsyncExitStack() as stack:
         calls: dict[str, AsyncCall] = {}
+        opened: dict[str, int] = {}
         for name in order:
+            before = _connected_clients(url)
             contender = await stack.enter_async_context(factories[name](url))
             call = contender.call(op, size)
             check(op, size, await call(0))
@@ -155,8 +169,9 @@ async def _measure_async(
             # timed slices need is already open.
             await _phase(call, tasks, timing.warmup, timing.max_ops)
             calls[name] = call
+            opened[name] = _connected_clients(url) - before
         gc.collect()
-        samples = {name: Sample() for name in order}
+        samples = {name: Sample(connections=opened[name]) for name in order}
         for number in range(timing.slices):
             for name in serpentine(order, number):
                 samples[name].add(

@@ -89,11 +89,18 @@ THREADS = 8  # sync throughput: threads, and concurrent requests under ASGI
 
 # The matrix. Every scenario runs in every round; see docs/benchmarks.md for the choice.
 
-EVERY_ASYNC = (c.ASYNCREDIS, c.RAW_ASYNC, c.RAW_ASYNC_BLOCKING, c.VALKEY, c.BUILTIN)
-MAIN_ASYNC = (c.ASYNCREDIS, c.RAW_ASYNC, c.VALKEY, c.BUILTIN)
+EVERY_ASYNC = (
+    c.ASYNCREDIS,
+    c.ASYNCREDIS_POOLED,
+    c.RAW_ASYNC,
+    c.RAW_ASYNC_BLOCKING,
+    c.VALKEY,
+    c.BUILTIN,
+)
+MAIN_ASYNC = (c.ASYNCREDIS, c.ASYNCREDIS_POOLED, c.RAW_ASYNC, c.VALKEY, c.BUILTIN)
 #: The built-in's aget_many / aset_many await one sync_to_async hop per key
 #: (BaseCache's loop): about 30 calls/s, so it only runs with one task.
-NO_BUILTIN = (c.ASYNCREDIS, c.RAW_ASYNC, c.VALKEY)
+NO_BUILTIN = (c.ASYNCREDIS, c.ASYNCREDIS_POOLED, c.RAW_ASYNC, c.VALKEY)
 SYNC_ALL = (c.ASYNCREDIS, c.DJANGO_REDIS, c.BUILTIN, c.RAW_SYNC)
 ASGI_ALL = (c.ASYNCREDIS, c.DJANGO_REDIS, c.RAW_SYNC)
 
@@ -124,10 +131,14 @@ ASYNC_SCENARIOS = (
     *(
         AsyncScenario(op, 10 * 1024, tasks, MAIN_ASYNC)
         for op in ("aget", "aset")
-        for tasks in (1, 64)
+        for tasks in (1, 16, 64, 256)
     ),
     *(AsyncScenario(op, 100, 1, MAIN_ASYNC) for op in ("aget_many", "aset_many")),
-    *(AsyncScenario(op, 100, 16, NO_BUILTIN) for op in ("aget_many", "aset_many")),
+    *(
+        AsyncScenario(op, 100, tasks, NO_BUILTIN)
+        for op in ("aget_many", "aset_many")
+        for tasks in (16, 64)
+    ),
     AsyncScenario("aincr", 100, 64, MAIN_ASYNC),
     AsyncScenario("aget_or_set hit", 100, 64, MAIN_ASYNC),
     AsyncScenario("aget_or_set miss", 100, 64, MAIN_ASYNC),
@@ -302,6 +313,7 @@ def run_rounds(url: str, args: argparse.Namespace) -> tuple[Samples, Samples]:
                     ops_per_second=lambda s: s.ops_per_second,
                     p50_us=_p50,
                     p99_us=_p99,
+                    connections=lambda s: s.connections,
                 )
         if "sync" in args.parts:
             for index, sync in enumerate(SYNC_SCENARIOS):
@@ -481,8 +493,12 @@ def build_tables(
     if async_samples:
         rows, found = build_rows(
             async_samples["ops_per_second"],
-            (c.RAW_ASYNC, c.VALKEY, c.BUILTIN),
-            {"p50 us": async_samples["p50_us"], "p99 us": async_samples["p99_us"]},
+            (c.RAW_ASYNC, c.ASYNCREDIS_POOLED, c.VALKEY, c.BUILTIN),
+            {
+                "p50 us": async_samples["p50_us"],
+                "p99 us": async_samples["p99_us"],
+                "connections": async_samples["connections"],
+            },
         )
         ratios.update(found)
         tables["async"] = report.Table(
@@ -490,7 +506,7 @@ def build_tables(
             "ratios: median [min-max] of per-round throughput ratios",
             "ops/s",
             ",.0f",
-            (c.RAW_ASYNC, c.VALKEY, c.BUILTIN),
+            (c.RAW_ASYNC, c.ASYNCREDIS_POOLED, c.VALKEY, c.BUILTIN),
             rows,
         )
     if sync_samples:

@@ -1,0 +1,402 @@
+"""The multiplexed transport: every concurrent caller on one connection per (loop, server).
+
+Why: with one pooled connection per concurrent caller, each command costs a pool
+checkout and its own write and read system calls, and 64 busy tasks hold 64
+server connections. Here every caller's command is appended to one write buffer,
+flushed once per event-loop iteration (or sooner, past ``FLUSH_BYTES``), so the
+commands issued in one iteration leave in one ``write``; replies come back in
+order and are matched to callers by a FIFO of futures (a ``Batch``: one future
+for its N replies).
+
+What rides the shared connection: every request ``_core._send`` gets, except
+
+- commands that change or depend on connection state, or block the connection
+  (``DEDICATED_COMMANDS``; WATCH/MULTI/EXEC arrive as ``Pinned`` requests, which
+  never reach ``_send``: they keep a dedicated pooled connection);
+- requests whose packed size exceeds ``LARGE_REQUEST_BYTES``, so one large write
+  does not hold up the small commands queued behind it.
+
+Those go to the pooled connections (``dedicated``). Replies cannot be sized in
+advance: a large reply delays the replies behind it by its transfer time (docs/design.md).
+
+The connection is opened and authenticated by redis-py exactly as a pooled one
+(AUTH, SELECT, CLIENT SETNAME, TLS, keepalive), then its transport is handed to
+this module's protocol (``asyncio.BaseTransport.set_protocol``). Replies are
+parsed by hiredis; without hiredis the pooled transport is used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import collections
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from redis.exceptions import ConnectionError, ResponseError, TimeoutError
+
+from django_asyncredis._idempotency import may_resend, raise_unanswered
+from django_asyncredis._operations import Batch
+
+try:
+    import hiredis
+    from redis._parsers import _HiredisParser  # private module; see docs/design.md
+
+    AVAILABLE = True
+except ImportError:  # pragma: no cover - hiredis is an extra
+    AVAILABLE = False
+
+#: Commands that never ride the shared connection: they change its state (the
+#: next caller's commands would run in another db, or be tracked, or queued in a
+#: transaction) or block it (every caller behind them would wait).
+DEDICATED_COMMANDS = frozenset(
+    {
+        "WATCH", "UNWATCH", "MULTI", "EXEC", "DISCARD",
+        "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE",
+        "SUNSUBSCRIBE", "MONITOR", "SELECT", "CLIENT", "AUTH", "HELLO", "RESET", "QUIT",
+        "READONLY", "READWRITE",
+        "BLPOP", "BRPOP", "BRPOPLPUSH", "BLMOVE", "BLMPOP", "BZPOPMIN", "BZPOPMAX",
+        "BZMPOP", "XREAD", "XREADGROUP", "WAIT", "WAITAOF",
+    }
+)  # fmt: skip
+
+#: A request packed larger than this takes a dedicated pooled connection: written
+#: on the shared one, it would hold up every command behind it for its transfer.
+LARGE_REQUEST_BYTES = 256 * 1024
+#: Coalesced writes are flushed at the end of the loop iteration, or at once when
+#: they reach this size (bounding the memory a burst can queue).
+FLUSH_BYTES = 256 * 1024
+#: Times a request that never reached the server (its connection failed before
+#: the write) is put on a new connection before the failure is reported.
+_UNSENT_ATTEMPTS = 3
+
+
+class NotSent(ConnectionError):
+    """The connection failed before this request was written: it never ran."""
+
+
+class ReplyOverdue(Exception):
+    """No reply within ``socket_timeout`` (the caller's deadline, kept by the connection)."""
+
+
+class _Waiter:
+    """A caller waiting for one reply, or (``count`` given: a Batch) a list of them."""
+
+    __slots__ = ("count", "deadline", "future", "mark", "replies", "written")
+
+    def __init__(self, future: asyncio.Future[Any], count: int | None, mark: int) -> None:
+        self.future = future
+        self.count = count
+        self.replies: list[Any] | None = None if count is None else []
+        self.written = False
+        self.mark = mark  # bytes received when it was queued
+        self.deadline = 0.0
+
+
+class SharedConnection(asyncio.Protocol):
+    """One server connection carrying many callers' commands, in order."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, writer: asyncio.StreamWriter, timeout: float | None
+    ) -> None:
+        self._loop = loop
+        self._timeout = timeout
+        #: The waiters not yet answered nor overdue, oldest first. One timer, set
+        #: for the oldest, enforces every caller's deadline: every waiter has the
+        #: same timeout, so deadlines come in queue order (and asyncio.timeout
+        #: per call, a timer handle each, measured at a fifth of the CPU per get).
+        self._deadlines: collections.deque[_Waiter] = collections.deque()
+        self._timer: asyncio.TimerHandle | None = None
+        # Held for the connection's life: a StreamWriter closes its transport when collected.
+        self._writer = writer
+        transport = self._transport = writer.transport
+        self._reader = hiredis.Reader(replyError=_HiredisParser.parse_error)
+        self._waiting: collections.deque[_Waiter] = collections.deque()
+        self._outgoing: list[bytes] = []
+        self._outgoing_bytes = 0
+        self._unwritten: list[_Waiter] = []
+        self._flush_scheduled = False
+        self.broken: Exception | None = None
+        #: Bytes received so far: a caller that times out while this has not moved
+        #: since its command was queued knows the connection is stuck, not busy.
+        self.received = 0
+        self._retiring = False
+        #: Takes new commands: not broken, not retiring.
+        self.usable = True
+        self.closed: asyncio.Future[None] = loop.create_future()
+        transport.set_protocol(self)
+
+    # -- callers' side ----------------------------------------------------------
+
+    def submit(self, packed: bytes, count: int | None) -> _Waiter:
+        """Queue a packed request; its reply (a Batch: its ``count`` replies) resolve the waiter."""
+        waiter = _Waiter(self._loop.create_future(), count, self.received)
+        if self._timeout is not None:
+            waiter.deadline = self._loop.time() + self._timeout
+            self._deadlines.append(waiter)
+            if self._timer is None:
+                self._timer = self._loop.call_at(waiter.deadline, self._expire)
+        idle = not self._waiting
+        self._waiting.append(waiter)
+        if idle:
+            # Nothing in flight, so nothing to coalesce with yet: written at once,
+            # a lone caller pays no extra loop iteration. Calls made while this one
+            # waits are coalesced.
+            waiter.written = True
+            self._transport.write(packed)
+            return waiter
+        self._unwritten.append(waiter)
+        self._outgoing.append(packed)
+        self._outgoing_bytes += len(packed)
+        if self._outgoing_bytes >= FLUSH_BYTES:
+            self._flush()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+        return waiter
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._outgoing or self.broken is not None:
+            return
+        data = self._outgoing[0] if len(self._outgoing) == 1 else b"".join(self._outgoing)
+        self._outgoing = []
+        self._outgoing_bytes = 0
+        for waiter in self._unwritten:
+            waiter.written = True
+        self._unwritten = []
+        self._transport.write(data)
+
+    def retire(self) -> None:
+        """Take no new commands; close once every waiting caller has its reply
+        (at once if none waits: replies due to cancelled callers are not awaited)."""
+        self._retiring = True
+        self.usable = False
+        if all(waiter.future.done() for waiter in self._waiting):
+            self._transport.close()
+
+    def _expire(self) -> None:
+        """Fail the callers whose deadline has passed; a connection on which no
+        byte arrived since such a caller's command was queued is stuck, not busy
+        (a stopped server or network): it is aborted, failing the others too."""
+        self._timer = None
+        now = self._loop.time()
+        deadlines = self._deadlines
+        stuck = False
+        while deadlines and deadlines[0].deadline <= now:
+            waiter = deadlines.popleft()
+            if not waiter.future.done():  # its reply, when it comes, is dropped
+                waiter.future.set_exception(ReplyOverdue())
+                stuck = stuck or waiter.mark == self.received
+        if stuck and self.broken is None:
+            self.abort(ConnectionError("No reply within socket_timeout: connection replaced."))
+        elif deadlines:
+            self._timer = self._loop.call_at(deadlines[0].deadline, self._expire)
+
+    def abort(self, reason: Exception) -> None:
+        """Give up on the connection (stuck): every waiting caller fails."""
+        self._fail(reason)
+        self._transport.abort()
+
+    # -- the event loop's side ---------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        self.received += len(data)
+        reader = self._reader
+        reader.feed(data)
+        waiting = self._waiting
+        deadlines = self._deadlines
+        try:
+            reply = reader.gets()
+            while reply is not False:
+                waiter = waiting[0]
+                replies = waiter.replies
+                if replies is None:
+                    waiting.popleft()
+                    if deadlines and deadlines[0] is waiter:
+                        deadlines.popleft()
+                    if not waiter.future.done():  # cancelled or timed out: dropped
+                        if isinstance(reply, ResponseError):
+                            waiter.future.set_exception(reply)
+                        else:
+                            waiter.future.set_result(reply)
+                else:
+                    replies.append(reply)
+                    if len(replies) == waiter.count:
+                        waiting.popleft()
+                        if deadlines and deadlines[0] is waiter:
+                            deadlines.popleft()
+                        if not waiter.future.done():
+                            waiter.future.set_result(replies)
+                reply = reader.gets()
+        except (hiredis.ProtocolError, IndexError) as exc:  # garbage, or a reply nobody asked for
+            self.abort(ConnectionError(f"Protocol error on the shared connection: {exc}"))
+            return
+        if self._retiring and not waiting:
+            self._transport.close()
+
+    def eof_received(self) -> bool | None:
+        self.usable = False  # new calls go to a new connection at once
+        return None  # the transport closes itself: connection_lost fails the waiting ones
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(ConnectionError(f"Connection closed by server{f': {exc}' if exc else ''}."))
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def _fail(self, reason: Exception) -> None:
+        if self.broken is None:
+            self.broken = reason
+        self.usable = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._deadlines.clear()
+        waiting, self._waiting = self._waiting, collections.deque()
+        self._outgoing = []
+        self._unwritten = []
+        for waiter in waiting:
+            if not waiter.future.done():
+                error = reason if waiter.written else NotSent(str(reason))
+                waiter.future.set_exception(error)
+
+
+class Multiplexer:
+    """The shared connection of one pool (one server, one event loop), replaced when it fails."""
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+        #: The connection in use, if any (maybe broken: check ``usable``).
+        self.current: SharedConnection | None = None
+        self._opening: asyncio.Future[SharedConnection] | None = None
+        self._closed = False
+
+    async def connection(self) -> SharedConnection:
+        if self._closed:
+            raise NotSent("The shared connection was closed.")
+        connection = self.current
+        if connection is not None and connection.usable:
+            return connection
+        if self._opening is None:
+            self._opening = asyncio.ensure_future(self._open())
+        try:
+            # Shielded: a caller cancelled while the connection opens leaves it to the others.
+            return await asyncio.shield(self._opening)
+        finally:
+            if self._opening is not None and self._opening.done():
+                self._opening = None
+
+    async def _open(self) -> SharedConnection:
+        redis_connection = await self._pool.open_unpooled()
+        writer = redis_connection._writer  # see docs/design.md: the transport is taken over
+        redis_connection._reader = redis_connection._writer = None
+        connection = SharedConnection(
+            asyncio.get_running_loop(), writer, self._pool.command_timeout
+        )
+        if self._closed:  # closed while it opened: its callers go to a pooled connection
+            connection.abort(NotSent("The shared connection was closed."))
+            raise NotSent("The shared connection was closed.")
+        self.current = connection
+        return connection
+
+    async def aclose(self) -> None:
+        self._closed = True
+        connection, self.current = self.current, None
+        if connection is not None:
+            connection.retire()
+            try:
+                # Bounded: a server that stopped answering must not hold up a loop's end.
+                async with asyncio.timeout(self._pool.command_timeout):
+                    await asyncio.shield(connection.closed)
+            except builtins.TimeoutError:
+                connection.abort(ConnectionError("Closed: no reply within socket_timeout."))
+                await connection.closed
+
+    def transport(self) -> Any:
+        return None if self.current is None else self.current._transport
+
+
+def rides_shared(request: Any) -> bool:
+    """Whether a request may go on the shared connection (before its size is known)."""
+    if type(request) is Batch:
+        return all(_name_rides_shared(command[0]) for command in request)
+    return _name_rides_shared(request[0])
+
+
+#: Command name (as the operations spell it) -> whether it may ride the shared connection.
+_RIDES: dict[Any, bool] = {}
+
+
+def _name_rides_shared(name: Any) -> bool:
+    rides = _RIDES.get(name)
+    if rides is None:
+        word = name.upper() if type(name) is str else bytes(name).decode("latin-1").upper()
+        rides = word not in DEDICATED_COMMANDS
+        if len(_RIDES) < 1024:  # names come from the code, but a raw caller could vary them
+            _RIDES[name] = rides
+    return rides
+
+
+def _pack(request: Any) -> bytes:
+    if type(request) is Batch:
+        return b"".join([hiredis.pack_command(command) for command in request])
+    return hiredis.pack_command(request)  # type: ignore[no-any-return]
+
+
+async def send(pool: Any, request: Any, dedicated: Callable[[Any, Any], Awaitable[Any]]) -> Any:
+    """One round trip on the pool's shared connection, or on a dedicated one (see above).
+
+    Failure rules are the pooled transport's (``_core._send``): a request that may
+    have reached the server is sent again only if ``may_resend`` allows it, up to
+    ``retries``; one that was never written is put on a new connection.
+    """
+    if type(request) is Batch and not request:
+        return []
+    if not rides_shared(request):
+        return await dedicated(pool, request)
+    packed = _pack(request)
+    if len(packed) > LARGE_REQUEST_BYTES:
+        return await dedicated(pool, request)
+    server = pool.server
+    count = len(request) if type(request) is Batch else None
+    attempt = unsent = 0
+    while True:
+        multiplexer: Multiplexer | None = pool.shared
+        if multiplexer is None:
+            if pool.closed:  # closed under us: a connection closed after this request
+                return await dedicated(pool, request)
+            multiplexer = pool.shared = Multiplexer(pool)
+        connection = multiplexer.current
+        if connection is None or not connection.usable:
+            connection = await multiplexer.connection()
+        try:
+            # socket_timeout: enforced by the connection (see SharedConnection._expire).
+            reply = await connection.submit(packed, count).future
+        except ReplyOverdue:
+            attempt += 1
+            timeout = TimeoutError(f"Timeout reading from {server}")
+            if not server.retry_on_timeout or attempt > server.retries or not may_resend(request):
+                raise_unanswered(server, request, timeout)
+            continue
+        except NotSent:
+            unsent += 1
+            if unsent >= _UNSENT_ATTEMPTS:
+                raise
+            continue
+        except ConnectionError as exc:
+            attempt += 1
+            if attempt > server.retries or not may_resend(request):
+                raise_unanswered(server, request, exc)
+            continue
+        if count is not None:
+            _raise_batch_error(reply)
+        return reply
+
+
+def _raise_batch_error(replies: list[Any]) -> None:
+    """A batch answers every reply, errors in place, and raises the first error
+    (with the replies attached for the cache pipeline), as the pooled reader does."""
+    for reply in replies:
+        if isinstance(reply, ResponseError):
+            reply.batch_replies = replies  # type: ignore[attr-defined]
+            raise reply
