@@ -21,7 +21,7 @@ from django.test import AsyncClient, Client, RequestFactory, override_settings
 from django.utils.cache import get_cache_key, learn_cache_key
 
 from django_asyncredis import RedisCache
-from django_asyncredis._http_cache import aget_cache_key, alearn_cache_key, vary_header_list
+from django_asyncredis._http_cache import aget_cache_key, alearn_cache_key
 from django_asyncredis.decorators import cache_page, vary_on_cookie, vary_on_headers
 from django_asyncredis.middleware import (
     CacheMiddleware,
@@ -534,7 +534,7 @@ async def test_keys_are_django_keys(cache: Any, use_i18n: bool) -> None:
             await cache.aclear()
             assert await alearn_cache_key(request, response, 60, "pre", cache=cache) == django_key
             (header_key,) = await cache.akeys("*cache_header*")
-            assert await cache.aget(header_key) == django_headerlist == vary_header_list(response)
+            assert await cache.aget(header_key) == django_headerlist
             for method in ("GET", "HEAD"):
                 expected = get_cache_key(request, "pre", method, cache=cache)
                 assert expected is not None

@@ -29,25 +29,25 @@ Rules, as in Django 5.2 (the stricter ones are applied on Django 4.2 too):
 
 from __future__ import annotations
 
+import datetime
 import time
 from collections.abc import Awaitable, Callable
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
-from django.core.cache import DEFAULT_CACHE_ALIAS, caches
+from django.core.cache import caches
 from django.core.cache.backends.base import BaseCache
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.utils.cache import (
     get_cache_key,
     get_max_age,
-    has_vary_header,
     learn_cache_key,
     patch_response_headers,
     patch_vary_headers,
 )
-from django.utils.http import parse_http_date_safe
 
 from django_asyncredis._http_cache import aget_cache_key, alearn_cache_key
 
@@ -145,12 +145,12 @@ class UpdateCacheMiddleware(_PageCacheMiddleware):
         if response.streaming or response.status_code not in (200, 304):
             return None
         # A user-specific (maybe security sensitive) cookie must never be replayed.
-        if response.cookies and has_vary_header(response, "Cookie"):
+        if response.cookies and _varies_on(response, "Cookie"):
             return None
         cache_control = response.get("Cache-Control", "").lower()
         if any(directive in cache_control for directive in _UNCACHEABLE_DIRECTIVES):
             return None
-        if has_vary_header(response, "*"):
+        if _varies_on(response, "*"):
             return None
         timeout = self.page_timeout
         if timeout is None:
@@ -244,7 +244,7 @@ class CacheMiddleware(UpdateCacheMiddleware, FetchFromCacheMiddleware):
         if "key_prefix" in kwargs:
             self.key_prefix = kwargs["key_prefix"] or ""
         if "cache_alias" in kwargs:
-            self.cache_alias = kwargs["cache_alias"] or DEFAULT_CACHE_ALIAS
+            self.cache_alias = kwargs["cache_alias"] or "default"
         if cache_timeout is not None:
             self.cache_timeout = cache_timeout
         self.page_timeout = page_timeout
@@ -275,6 +275,23 @@ def _store(cache: BaseCache, key: str, response: HttpResponseBase, timeout: floa
         cache.set(key, response, timeout)
 
 
+def _varies_on(response: HttpResponseBase, header: str) -> bool:
+    """Whether the response's Vary header names ``header`` (case-insensitively)."""
+    names = response.get("Vary", "").split(",")
+    return header.lower() in {name.strip().lower() for name in names}
+
+
+def _http_date_seconds(value: str) -> int | None:
+    """An HTTP date (any of its three formats) as a Unix time; None if it is not one."""
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:  # asctime format, and "-0000": both mean UTC in HTTP
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return int(moment.timestamp())
+
+
 def _hit_or_miss(
     request: HttpRequest, response: HttpResponseBase | None
 ) -> HttpResponseBase | None:
@@ -283,7 +300,7 @@ def _hit_or_miss(
         setattr(request, _UPDATE_FLAG, True)
         return None
     max_age = get_max_age(response)
-    expires = parse_http_date_safe(response.get("Expires", ""))
+    expires = _http_date_seconds(response.get("Expires", ""))
     if max_age is not None and expires is not None:
         # Never negative, should the clock have been turned back.
         response["Age"] = max(0, max_age - (expires - int(time.time())))
