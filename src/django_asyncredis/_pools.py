@@ -33,12 +33,15 @@ from typing import Any
 import redis
 import redis.asyncio
 import redis.exceptions
-from redis.asyncio.connection import AbstractConnection
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from django_asyncredis._config import Server
 from django_asyncredis.errors import PoolTimeoutError
+
+#: The connections a pool holds (SSLConnection is a Connection): the classes
+#: ``redis.asyncio`` exports, rather than their undocumented common base.
+AsyncConnection = redis.asyncio.Connection | redis.asyncio.UnixDomainSocketConnection
 
 # redis-py connects once per attempt; retrying is the driver's job (bounded,
 # documented), not redis-py's default of several attempts with backoff.
@@ -92,22 +95,20 @@ class AsyncConnectionPool:
             else connect + self.command_timeout
         )
         if server.scheme == "unix":
-            self._connection_class: type[AbstractConnection] = (
-                redis.asyncio.UnixDomainSocketConnection
-            )
+            self._connection_class: type[AsyncConnection] = redis.asyncio.UnixDomainSocketConnection
         elif server.scheme == "rediss":
             self._connection_class = redis.asyncio.SSLConnection
         else:
             self._connection_class = redis.asyncio.Connection
         self._kwargs = kwargs
-        self._idle: list[AbstractConnection] = []
+        self._idle: list[AsyncConnection] = []
         self._opened = 0
-        self._waiters: collections.deque[asyncio.Future[AbstractConnection | None]] = (
+        self._waiters: collections.deque[asyncio.Future[AsyncConnection | None]] = (
             collections.deque()
         )
         self._closed = False
 
-    async def acquire(self) -> AbstractConnection:
+    async def acquire(self) -> AsyncConnection:
         idle = self._idle
         while idle:
             connection = idle.pop()
@@ -118,7 +119,7 @@ class AsyncConnectionPool:
             return await self._open()
         return await self._wait()
 
-    async def _open(self) -> AbstractConnection:
+    async def _open(self) -> AsyncConnection:
         self._opened += 1
         connection = self._connection_class(**self._kwargs)
         try:
@@ -137,10 +138,8 @@ class AsyncConnectionPool:
             raise
         return connection
 
-    async def _wait(self) -> AbstractConnection:
-        waiter: asyncio.Future[AbstractConnection | None] = (
-            asyncio.get_running_loop().create_future()
-        )
+    async def _wait(self) -> AsyncConnection:
+        waiter: asyncio.Future[AsyncConnection | None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
             async with asyncio.timeout(self.server.pool_timeout):
@@ -170,11 +169,11 @@ class AsyncConnectionPool:
             return await self._open_in_freed_slot()
         return connection
 
-    async def _open_in_freed_slot(self) -> AbstractConnection:
+    async def _open_in_freed_slot(self) -> AsyncConnection:
         self._opened -= 1  # the slot was reserved for us by _hand_over
         return await self._open()
 
-    def _hand_over(self, connection: AbstractConnection | None) -> bool:
+    def _hand_over(self, connection: AsyncConnection | None) -> bool:
         """Give a connection (or, with None, a free slot) to the first live waiter."""
         while self._waiters:
             waiter = self._waiters.popleft()
@@ -185,7 +184,7 @@ class AsyncConnectionPool:
                 return True
         return False
 
-    def release(self, connection: AbstractConnection) -> None:
+    def release(self, connection: AsyncConnection) -> None:
         """Return a connection; synchronous, so a cancellation cannot interrupt it."""
         if self._closed or not connection.is_connected:
             self._opened -= 1
