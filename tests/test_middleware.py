@@ -267,6 +267,22 @@ def test_public_page_is_shared_across_authorizations(site: Site) -> None:
     assert site.get("page", "Cache-Control=public", Authorization="Bearer b").body == first.body
 
 
+def test_public_as_a_directive_value_does_not_share_an_authorized_page(site: Site) -> None:
+    """Only a ``public`` directive shares it: ``ext="public"`` is another directive's value."""
+    site.use(OURS_PAIR)
+    query = "Cache-Control=max-age%3D60%2C+ext%3D%22public%22"
+    first = site.get("page", query, Authorization="Bearer a")
+    assert "Authorization" in first["Vary"]
+    assert site.get("page", query, Authorization="Bearer b").body == b"page 2 GET"
+
+
+def test_directive_names_are_matched_whole(site: Site) -> None:
+    """An extension directive that merely contains "no-store" does not stop caching."""
+    site.use(OURS_PAIR)
+    query = "Cache-Control=max-age%3D60%2C+x-no-store-hint"
+    assert site.get("page", query).body == site.get("page", query).body == b"page 1 GET"
+
+
 # What is never cached
 
 
@@ -277,6 +293,7 @@ def test_public_page_is_shared_across_authorizations(site: Site) -> None:
         "Cache-Control=Private%2C+max-age%3D60",
         "Cache-Control=no-cache",
         "Cache-Control=no-store",
+        "Cache-Control=private%3D%22Set-Cookie%22%2C+max-age%3D60",
         "Cache-Control=max-age%3D0",
         "Vary=*",
         "cookie=abc&Vary=Cookie",

@@ -13,13 +13,14 @@ Every Django cache backend works as ``CACHE_MIDDLEWARE_ALIAS``; for Django's own
 backends the ``a``-methods hop to a thread themselves, which is no worse than
 Django's middleware.
 
-Rules, as in Django 5.2 (the stricter ones are applied on Django 4.2 too):
+Rules, as in Django 6.1 (applied on Django 4.2 to 6.0 too, where Django's own
+are older and laxer, or match Cache-Control directives as substrings):
 
 - only GET and HEAD requests are looked up; only 200 responses are stored
   (200 and 304 get Expires/Cache-Control headers);
 - never stored: streaming responses, ``Cache-Control`` private, no-cache or
-  no-store, ``max-age=0``, ``Vary: *``, and responses setting a cookie while
-  varying on Cookie;
+  no-store (directive names, matched whole), ``max-age=0``, ``Vary: *``, and
+  responses setting a cookie while varying on Cookie;
 - the timeout is the page timeout (``cache_page``), else the response's
   max-age, else ``CACHE_MIDDLEWARE_SECONDS``;
 - a request with an Authorization header makes the response vary on it unless
@@ -58,7 +59,7 @@ GetResponse = Callable[[HttpRequest], Any]  # returns a response, or an awaitabl
 #: combined with the other half of Django's middleware.
 _UPDATE_FLAG = "_cache_update_cache"
 
-_UNCACHEABLE_DIRECTIVES = ("private", "no-cache", "no-store")
+_UNCACHEABLE_DIRECTIVES = frozenset({"private", "no-cache", "no-store"})
 
 
 class _PageCacheMiddleware:
@@ -147,8 +148,8 @@ class UpdateCacheMiddleware(_PageCacheMiddleware):
         # A user-specific (maybe security sensitive) cookie must never be replayed.
         if response.cookies and _varies_on(response, "Cookie"):
             return None
-        cache_control = response.get("Cache-Control", "").lower()
-        if any(directive in cache_control for directive in _UNCACHEABLE_DIRECTIVES):
+        cache_control = _directive_names(response.get("Cache-Control", ""))
+        if cache_control & _UNCACHEABLE_DIRECTIVES:
             return None
         if _varies_on(response, "*"):
             return None
@@ -273,6 +274,17 @@ def _store(cache: BaseCache, key: str, response: HttpResponseBase, timeout: floa
         )
     else:
         cache.set(key, response, timeout)
+
+
+def _directive_names(cache_control: str) -> set[str]:
+    """The directive names of a Cache-Control value, lowercased, without their values.
+
+    ``private="Set-Cookie"`` is ``private`` (RFC 9111 allows qualified forms); a
+    name is matched whole, so an extension such as ``x-no-store-hint`` or a value
+    such as ``ext="public"`` is not mistaken for a directive (Django 6.1's rule,
+    applied on every version).
+    """
+    return {part.split("=", 1)[0].strip().lower() for part in cache_control.split(",")}
 
 
 def _varies_on(response: HttpResponseBase, header: str) -> bool:
