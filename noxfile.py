@@ -1,7 +1,15 @@
 """Every developer task, one session each: ``nox -s tests``, ``nox -s demo``, ...
 
-Only the interpreter nox runs with is used (Python 3.11+ here); the Django
-version of ``tests`` is a parameter, and CI runs both LTS releases.
+``tests`` and ``django_contract`` run the support matrix, ``MATRIX``: each
+Python version with the Django releases tested on it (Django 6.x needs Python
+3.12+). A Python nox cannot find is skipped locally and an error in CI (nox sets
+``error_on_missing_interpreters`` when ``CI`` is set); ``bash .ci/python3.13``
+prints a directory to put on PATH for the 3.13 sessions, building CPython 3.13
+once if the machine has none. The other sessions use the interpreter nox runs
+with (Python 3.11+).
+
+The pyproject classifiers and the README's table list exactly this matrix
+(tests/test_support_matrix.py checks it).
 """
 
 from __future__ import annotations
@@ -12,7 +20,17 @@ nox.options.default_venv_backend = "venv"
 nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
-DJANGO_VERSIONS = {"4.2": "django>=4.2,<4.3", "5.2": "django>=5.2,<5.3"}
+#: Python version -> the Django releases tested on it.
+MATRIX = {"3.11": ("4.2", "5.2"), "3.13": ("5.2", "6.0", "6.1")}
+DJANGO_REQUIREMENTS = {
+    "4.2": "django>=4.2,<4.3",
+    "5.2": "django>=5.2,<5.3",
+    "6.0": "django>=6.0,<6.1",
+    "6.1": "django>=6.1,<6.2",
+}
+#: Where the Redis Cluster and Sentinel tests run: the newest stack, whose
+#: asyncio is the one furthest from 3.11's (the main suite covers 3.11).
+CLUSTER_STACK = ("3.13", "6.1")
 DEV = ".[dev,hiredis,msgpack,lz4,zstd]"
 #: The tests whose subject is the async transport, run once per transport.
 TRANSPORT_TESTS = (
@@ -26,12 +44,18 @@ TRANSPORT_TESTS = (
     "tests/test_tls.py",
 )
 
+_STACKS = [
+    nox.param(python, django, id=f"{python}-django{django}")
+    for python, djangos in MATRIX.items()
+    for django in djangos
+]
+
 
 @nox.session
-@nox.parametrize("django", list(DJANGO_VERSIONS), ids=list(DJANGO_VERSIONS))
+@nox.parametrize(("python", "django"), _STACKS)
 def tests(session: nox.Session, django: str) -> None:
-    """pytest against a throwaway real server; ``nox -s tests`` runs every Django LTS."""
-    session.install(DEV, DJANGO_VERSIONS[django])
+    """pytest against a throwaway real server, on every Python/Django pair of ``MATRIX``."""
+    session.install(DEV, DJANGO_REQUIREMENTS[django])
     session.run("pytest", *session.posargs)
     # The default transport is the multiplexed one: the connection tests again on
     # the pooled one (its failures, cancellations, restarts, forks and loops).
@@ -57,10 +81,10 @@ def typecheck(session: nox.Session) -> None:
 
 
 @nox.session
-@nox.parametrize("django", list(DJANGO_VERSIONS), ids=list(DJANGO_VERSIONS))
+@nox.parametrize(("python", "django"), _STACKS)
 def django_contract(session: nox.Session, django: str) -> None:
     """Django's own BaseCacheTests against our backend, through the sync and the async API."""
-    session.install(DEV, DJANGO_VERSIONS[django])
+    session.install(DEV, DJANGO_REQUIREMENTS[django])
     session.run("python", "tests/contract/run.py", *session.posargs)
 
 
@@ -127,7 +151,7 @@ def docs(session: nox.Session) -> None:
     )
 
 
-@nox.session
+@nox.session(python=CLUSTER_STACK[0])
 def tests_cluster(session: nox.Session) -> None:
     """Redis Cluster and Sentinel tests, on topologies the fixtures start locally.
 
@@ -135,7 +159,7 @@ def tests_cluster(session: nox.Session) -> None:
     each failover takes seconds. Replacing addopts (same options, minus the
     --ignore flags) is what lets pytest collect the directory here.
     """
-    session.install(DEV, DJANGO_VERSIONS["5.2"])
+    session.install(DEV, DJANGO_REQUIREMENTS[CLUSTER_STACK[1]])
     session.run(
         "pytest",
         "tests/cluster",

