@@ -137,3 +137,28 @@ def test_the_sync_wait_line_still_reads_the_queue_it_subclasses() -> None:
     line = _pools._WaitLine.__mro__[1](1)
     assert hasattr(line, "mutex"), "queue.Queue lost its `mutex`: fix _WaitLine.idle_connected"
     assert hasattr(line, "queue"), "queue.Queue lost its `queue`: fix _WaitLine.idle_connected"
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_prometheus_text_holds_the_pool_gauges(api: str, own_server: ServerProcess) -> None:
+    """After one call, the Prometheus text shows the pool: 1 opened, 1 idle, 0 waiters."""
+    from django_asyncredis.prometheus import prometheus_text
+
+    cache = RedisCache(own_server.url, {"OPTIONS": {"transport": "pooled"}})
+    server = str(cache._config.servers[0])
+    labels = f'{{alias="{cache.stats.alias}",api="{api}",server="{server}"}}'
+
+    async def in_a_loop() -> str:
+        await cache.aget("key")
+        return prometheus_text()  # while the loop (and its pool) lives
+
+    if api == "sync":
+        cache.get("key")
+        text = prometheus_text()
+    else:
+        text = asyncio.run(in_a_loop())
+    assert f"django_asyncredis_pool_opened_total{labels} 1\n" in text
+    assert f"django_asyncredis_pool_idle{labels} 1\n" in text
+    assert f"django_asyncredis_pool_waiters{labels} 0\n" in text
+    assert "# TYPE django_asyncredis_pool_opened_total counter" in text
+    assert "# TYPE django_asyncredis_pool_in_use gauge" in text

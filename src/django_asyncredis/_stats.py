@@ -453,3 +453,26 @@ def pool_gauges(server: Server) -> list[PoolGauges]:
     from django_asyncredis import _pools
 
     return list(_pools.pool_gauges(server))
+
+
+#: The pool fields that are levels now (gauges) and those that only grow (counters).
+POOL_LEVELS = ("in_use", "idle", "waiters", "shared")
+POOL_COUNTERS = ("waited_total", "wait_seconds_total", "opened_total", "closed_total")
+
+
+def pool_rows() -> list[tuple[str, str, str, dict[str, float]]]:
+    """(alias, api, server, fields) for every cache's pools, for the exporters: the
+    async pools of all event loops summed, so each label set appears once."""
+    rows = []
+    for stats in all_stats():
+        summed: dict[tuple[str, str], dict[str, float]] = {}
+        for pool in stats.pools():
+            fields = summed.setdefault(
+                (pool["api"], pool["server"]), dict.fromkeys(POOL_LEVELS + POOL_COUNTERS, 0)
+            )
+            for field in fields:
+                fields[field] += pool[field]
+        rows += [
+            (stats.alias, api, server, fields) for (api, server), fields in sorted(summed.items())
+        ]
+    return rows

@@ -21,7 +21,6 @@ from django.core.cache import caches
 from django.core.management.base import BaseCommand, CommandError
 
 from django_asyncredis import get_redis_connection
-from django_asyncredis._stats import pool_gauges
 from django_asyncredis.checks import our_caches
 
 #: What ``stats`` reads from INFO: the essentials of a cache server's health.
@@ -157,7 +156,7 @@ def _stats(alias: str) -> dict[str, Any]:
     return {
         "server": server,
         "address": _where(alias),
-        "pools": [vars(g) for s in cache._config.servers for g in pool_gauges(s)],
+        "pools": cache.stats.pools(),
     }
 
 
