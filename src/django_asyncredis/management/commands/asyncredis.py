@@ -201,6 +201,14 @@ def _text(action: str, report: dict[str, Any]) -> str:
             lines.append(f"  evicted keys      {server['evicted_keys']}")
             lines.append(f"  expired keys      {server['expired_keys']}")
             lines.append(f"  connected clients {server['connected_clients']}")
+            for pool in entry["pools"]:  # this process's pools (see the module's docstring)
+                shared = f", {pool['shared']} shared" if pool["shared"] else ""
+                lines.append(
+                    f"  pool ({pool['api']}) {pool['server']}: {pool['in_use']} in use{shared}, "
+                    f"{pool['idle']} idle, {pool['waiters']} waiting, "
+                    f"{pool['waited_total']} waits ({pool['wait_seconds_total']:.3f} s), "
+                    f"{pool['opened_total']} opened, {pool['closed_total']} closed"
+                )
         elif action == "keys":
             more = "" if entry["complete"] else "+ (stopped counting)"
             lines.append(f"{alias}: {entry['count']}{more} keys match {entry['pattern']!r}")
