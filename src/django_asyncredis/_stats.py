@@ -143,6 +143,8 @@ class CacheStats:
         self._live: list[_Tables] = []
         #: The counts of threads that have ended.
         self._retired: _Tables = {"async": {}, "sync": {}}
+        #: Tables of threads just ended, folded into ``_retired`` by the next read.
+        self._ended: list[_Tables] = []
         #: The sums at the last reset, subtracted from every read.
         self._baseline: _Tables = {"async": {}, "sync": {}}
 
@@ -186,13 +188,21 @@ class CacheStats:
         return tables
 
     def _retire(self, tables: _Tables) -> None:
-        """A thread ended: keep its counts, drop its tables from the live list."""
-        with self._lock:
+        """A thread ended (its ``threading.local`` let go of its shard). No lock
+        here: a finalizer may run in any thread, one holding the lock included;
+        ``list.append`` is atomic, and the next read folds the tables in."""
+        self._ended.append(tables)
+
+    def _fold_ended(self) -> None:
+        """Move the counts of ended threads to ``_retired`` (with the lock held)."""
+        while self._ended:
+            tables = self._ended.pop()
             _merge(self._retired, tables)
             self._live = [live for live in self._live if live is not tables]
 
     def _sums(self) -> _Tables:
         """Every thread's counts since the last reset (call with the lock held)."""
+        self._fold_ended()
         sums: _Tables = {"async": {}, "sync": {}}
         for tables in [*self._live, self._retired]:
             _merge(sums, tables)
@@ -247,6 +257,7 @@ class CacheStats:
     def reset(self) -> None:
         """Start counting from zero (for every backend instance of this alias)."""
         with self._lock:
+            self._fold_ended()
             baseline: _Tables = {"async": {}, "sync": {}}
             for tables in [*self._live, self._retired]:
                 _merge(baseline, tables)
