@@ -82,6 +82,17 @@ def test_stats_counts_hits_and_misses_of_both_apis(configured: Any) -> None:
     assert "hit ratio         50.0% (2 hits, 2 misses)" in run("stats", "--alias", "default")
 
 
+def test_stats_shows_this_process_sync_pool(configured: Any) -> None:
+    """After a sync call in this process, stats lists the sync pool's gauges."""
+    configured.get("absent")
+    pools = run_json("stats", "--alias", "default")["default"]["pools"]
+    sync = [pool for pool in pools if pool["api"] == "sync"]
+    assert len(sync) == 1
+    assert (sync[0]["in_use"], sync[0]["waiters"]) == (0, 0)
+    assert sync[0]["opened_total"] - sync[0]["closed_total"] == sync[0]["idle"] >= 1
+    assert f"pool (sync) {sync[0]['server']}: 0 in use" in run("stats", "--alias", "default")
+
+
 def test_keys_counts_every_match_and_prints_a_bounded_list(configured: Any) -> None:
     """keys shows at most --limit keys and counts them all."""
     cache = configured

@@ -179,3 +179,40 @@ def test_the_stats_are_exported_as_metrics(
     )
     after = sum(p.count for p in mine("db.client.operation.duration"))
     assert after - before == 3
+
+
+@APIS
+def test_the_pool_gauges_are_exported_as_metrics(api: str, telemetry: Telemetry) -> None:
+    """After one call on a server of its own, the pool reports 1 connection opened
+    and 1 idle, labelled with the alias, the API and the server."""
+    server = ServerProcess().start()
+    try:
+        options = {"OPENTELEMETRY": True, "transport": "pooled"}
+        cache = RedisCache(server.url, {"OPTIONS": options})
+
+        def value(name: str) -> list[Any]:
+            return [
+                p.value
+                for p in points(telemetry.metrics, name)
+                if p.attributes.get("cache.api") == api
+                and p.attributes.get("server.address") == str(cache._config.servers[0])
+                and p.attributes.get("cache.alias") == cache.stats.alias
+            ]
+
+        async def in_a_loop() -> tuple[list[Any], list[Any]]:
+            await cache.aget("key")  # read while the loop (and its pool) lives
+            return value("django_asyncredis.pool.opened_total"), value(
+                "django_asyncredis.pool.idle"
+            )
+
+        if api == "sync":
+            cache.get("key")
+            opened, idle = (
+                value("django_asyncredis.pool.opened_total"),
+                value("django_asyncredis.pool.idle"),
+            )
+        else:
+            opened, idle = asyncio.run(in_a_loop())
+        assert (opened, idle) == ([1], [1])
+    finally:
+        server.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from typing import Any
 
@@ -155,6 +156,47 @@ def test_counts_are_exact_across_threads_and_loops(cache: Any) -> None:
     operations = cache.stats.as_dict()["operations"]
     assert operations["sync"]["get"]["misses"] == 800
     assert operations["async"]["get"]["misses"] == 800
+
+
+def test_counts_of_finished_threads_are_kept(cache: Any) -> None:
+    """20 short-lived threads, 50 gets each: all 1,000 are counted after they end."""
+
+    def calls() -> None:
+        for _ in range(50):
+            cache.get("absent")
+
+    for _ in range(20):
+        thread = threading.Thread(target=calls)
+        thread.start()
+        thread.join()
+    gc.collect()  # the threads' own counters are folded into the kept ones
+    assert counters(cache, "sync", "get")["misses"] == 1000
+
+
+def test_reset_between_threads_calls_counts_only_the_later_ones(cache: Any) -> None:
+    """4 threads make 100 gets, wait while the stats are reset, then make 100 more:
+    exactly the 400 later gets are counted."""
+    ready, resumed = threading.Barrier(5), threading.Barrier(5)
+
+    def calls() -> None:
+        for _ in range(100):
+            cache.get("absent")
+        ready.wait()
+        resumed.wait()
+        for _ in range(100):
+            cache.get("absent")
+
+    threads = [threading.Thread(target=calls) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    ready.wait()
+    cache.stats.reset()
+    resumed.wait()
+    for thread in threads:
+        thread.join()
+    get = counters(cache, "sync", "get")
+    assert (get["calls"], get["misses"], get["latency"]["count"]) == (400, 400, 400)
+    assert sum(get["latency"]["buckets"].values()) == 400
 
 
 def test_stats_can_be_switched_off(make_cache: Any) -> None:

@@ -124,6 +124,8 @@ class SharedConnection(asyncio.Protocol):
         #: Takes new commands: not broken, not retiring.
         self.usable = True
         self.closed: asyncio.Future[None] = loop.create_future()
+        #: Called once when the connection is lost (the pool's ``closed_total``).
+        self.on_lost: Callable[[], None] | None = None
         transport.set_protocol(self)
 
     # -- callers' side ----------------------------------------------------------
@@ -240,6 +242,9 @@ class SharedConnection(asyncio.Protocol):
         return None  # the transport closes itself: connection_lost fails the waiting ones
 
     def connection_lost(self, exc: Exception | None) -> None:
+        on_lost, self.on_lost = self.on_lost, None
+        if on_lost is not None:
+            on_lost()
         self._fail(ConnectionError(f"Connection closed by server{f': {exc}' if exc else ''}."))
         if not self.closed.done():
             self.closed.set_result(None)
@@ -293,6 +298,7 @@ class Multiplexer:
         connection = SharedConnection(
             asyncio.get_running_loop(), writer, self._pool.command_timeout
         )
+        connection.on_lost = self._count_closed
         if self._closed:  # closed while it opened: its callers go to a pooled connection
             connection.abort(NotSent("The shared connection was closed."))
             raise NotSent("The shared connection was closed.")
@@ -311,6 +317,9 @@ class Multiplexer:
             except builtins.TimeoutError:
                 connection.abort(ConnectionError("Closed: no reply within socket_timeout."))
                 await connection.closed
+
+    def _count_closed(self) -> None:
+        self._pool.counts.closed_total += 1
 
     def transport(self) -> Any:
         return None if self.current is None else self.current._transport

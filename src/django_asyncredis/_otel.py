@@ -143,6 +143,38 @@ def _create_instruments() -> None:
             callbacks=[_observer(field)],
             description=description,
         )
+    _create_pool_instruments(meter)
+
+
+def _create_pool_instruments(meter: Any) -> None:
+    """Observable gauges (levels) and counters (totals) reading the pools' gauges."""
+    from django_asyncredis._stats import POOL_COUNTERS, POOL_LEVELS
+
+    for field in POOL_LEVELS:
+        _meter_instruments[f"pool.{field}"] = meter.create_observable_gauge(
+            f"django_asyncredis.pool.{field}", callbacks=[_pool_observer(field)]
+        )
+    for field in POOL_COUNTERS:
+        _meter_instruments[f"pool.{field}"] = meter.create_observable_counter(
+            f"django_asyncredis.pool.{field}",
+            callbacks=[_pool_observer(field)],
+            unit="s" if field == "wait_seconds_total" else "1",
+        )
+
+
+def _pool_observer(field: str) -> Any:
+    """A callback reporting ``field`` of every cache's pools, per alias, api, server."""
+    from django_asyncredis._stats import pool_rows
+
+    def observe(options: Any) -> Iterable[Any]:
+        return [
+            metrics.Observation(
+                fields[field], {"cache.alias": alias, "cache.api": api, "server.address": server}
+            )
+            for alias, api, server, fields in pool_rows()
+        ]
+
+    return observe
 
 
 def _observer(field: str) -> Any:

@@ -29,13 +29,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import functools
 import inspect
 import os
 import queue
 import threading
+import time
 import weakref
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 import redis
@@ -103,8 +105,11 @@ class AsyncConnectionPool:
     pending reply can never be read by the next caller.
     """
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Server, counts: PoolCounts | None = None) -> None:
         self.server = server
+        #: Gauge counters (``pool_gauges``): kept by the loop per server, so they
+        #: outlive a pool closed by CLOSE_CONNECTION and go on in its successor.
+        self.counts = PoolCounts() if counts is None else counts
         kwargs = server.connection_kwargs()
         kwargs.update(_CORE_ARGS)
         kwargs.update(_parser_kwargs(server, asynchronous=True))
@@ -145,6 +150,7 @@ class AsyncConnectionPool:
             if peer_is_open(connection):
                 return connection
             self._opened -= 1  # the server closed it while idle (timeout, CLIENT KILL...)
+            self.counts.closed_total += 1
             if connection.is_connected:
                 connection._close()  # type: ignore[no-untyped-call]
         if self._opened < self.server.max_connections:
@@ -174,11 +180,13 @@ class AsyncConnectionPool:
         except BaseException:
             await connection.disconnect(nowait=True)
             raise
+        self.counts.opened_total += 1
         return connection
 
     async def _wait(self) -> AsyncConnection:
         waiter: asyncio.Future[AsyncConnection | None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
+        started = time.perf_counter()
         try:
             async with asyncio.timeout(self.server.pool_timeout):
                 connection = await waiter
@@ -203,6 +211,9 @@ class AsyncConnectionPool:
                     f"(max_connections={self.server.max_connections})."
                 ) from None
             raise
+        finally:
+            self.counts.waited_total += 1
+            self.counts.wait_seconds_total += time.perf_counter() - started
         if connection is None:  # a slot freed up: open a connection in it
             return await self._open_in_freed_slot()
         return connection
@@ -226,6 +237,7 @@ class AsyncConnectionPool:
         """Return a connection; synchronous, so a cancellation cannot interrupt it."""
         if self._closed or not connection.is_connected:
             self._opened -= 1
+            self.counts.closed_total += 1
             if connection.is_connected:
                 connection._close()  # type: ignore[no-untyped-call]
             self._hand_over(None)
@@ -236,6 +248,7 @@ class AsyncConnectionPool:
         self._closed = True
         idle, self._idle = self._idle, []
         self._opened -= len(idle)
+        self.counts.closed_total += len(idle)
         for connection in idle:
             await connection.disconnect()  # waits until closed: aclose() means closed
         shared, self.shared = self.shared, None
@@ -247,11 +260,87 @@ class AsyncConnectionPool:
         self._closed = True
         idle, self._idle = self._idle, []
         self._opened -= len(idle)
+        self.counts.closed_total += len(idle)
         for connection in idle:
             _close_abandoned(connection)
         shared, self.shared = self.shared, None
         if shared is not None and shared.transport() is not None:
             _close_abandoned_transport(shared.transport())
+
+    def gauges(self) -> PoolGauges:
+        """A snapshot of this pool's gauges (the shared connection counted in use)."""
+        idle = len(self._idle)
+        current = None if self.shared is None else self.shared.current
+        shared = 0 if current is None or current.closed.done() else 1
+        return self.counts.gauges(
+            self.server, self._opened - idle + shared, idle, len(self._waiters), shared
+        )
+
+
+class PoolCounts:
+    """What one server's async pools on one loop counted so far: where connections
+    open and close and where callers wait, never per command (the multiplexed
+    transport's shared connection included)."""
+
+    __slots__ = ("closed_total", "opened_total", "wait_seconds_total", "waited_total")
+
+    def __init__(self) -> None:
+        self.opened_total = 0
+        self.closed_total = 0
+        self.waited_total = 0
+        self.wait_seconds_total = 0.0
+
+    def gauges(
+        self, server: Server, in_use: int, idle: int, waiters: int, shared: int
+    ) -> PoolGauges:
+        return PoolGauges(
+            api="async",
+            server=str(server),
+            in_use=in_use,
+            idle=idle,
+            waiters=waiters,
+            waited_total=self.waited_total,
+            wait_seconds_total=self.wait_seconds_total,
+            opened_total=self.opened_total,
+            closed_total=self.closed_total,
+            shared=shared,
+        )
+
+
+@dataclasses.dataclass
+class PoolGauges:
+    """One pool's gauges at one instant (``_stats.PoolGauges``): connections in use
+    and idle, callers waiting now, waits so far and their total time, connections
+    opened and closed so far. ``shared`` is the multiplexed transport's connection
+    (0 or 1, counted in ``in_use``); the sync pools have none."""
+
+    api: str
+    server: str
+    in_use: int
+    idle: int
+    waiters: int
+    waited_total: int
+    wait_seconds_total: float
+    opened_total: int
+    closed_total: int
+    shared: int = 0
+
+
+def pool_gauges(server: Server) -> Iterator[PoolGauges]:
+    """The gauges of every pool open for ``server`` in this process: one per event
+    loop, then the sync pool's. Safe from any thread (copies, no awaiting)."""
+    with _registry_lock:
+        entries = list(_async_pools.values())
+    for entry in entries:
+        pool = dict(entry.pools).get(server)
+        counts = dict(entry.counts).get(server)
+        if pool is not None:
+            yield pool.gauges()
+        elif counts is not None:  # closed by CLOSE_CONNECTION, not reopened yet
+            yield counts.gauges(server, 0, 0, 0, 0)
+    sync_counts = _sync_counts.get(server)
+    if sync_counts is not None:
+        yield sync_counts.gauges()
 
 
 class _LoopPools:
@@ -259,6 +348,7 @@ class _LoopPools:
 
     def __init__(self) -> None:
         self.pools: dict[Server, AsyncConnectionPool] = {}
+        self.counts: dict[Server, PoolCounts] = {}
         self.raw_pools: dict[Server, redis.asyncio.ConnectionPool] = {}
         self.watcher: AsyncGenerator[None, None] | None = None
         self.abandoned = False
@@ -320,6 +410,7 @@ _async_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopPools] =
     weakref.WeakKeyDictionary()
 )
 _sync_pools: dict[Server, redis.ConnectionPool] = {}
+_sync_counts: dict[Server, _SyncCounts] = {}
 _sync_lock = threading.Lock()
 #: Guards registering a loop and sweeping closed ones (rare: once per loop).
 _registry_lock = threading.Lock()
@@ -377,7 +468,8 @@ def async_pool(server: Server) -> AsyncConnectionPool:
     entry = _loop_pools()
     pool = entry.pools.get(server)
     if pool is None:
-        pool = entry.pools[server] = AsyncConnectionPool(server)
+        counts = entry.counts.setdefault(server, PoolCounts())
+        pool = entry.pools[server] = AsyncConnectionPool(server, counts)
     return pool
 
 
@@ -422,9 +514,70 @@ def _new_sync_pool(server: Server) -> redis.ConnectionPool:
         kwargs["connection_class"] = redis.SSLConnection
     pool_class = server.sync_pool_class or redis.BlockingConnectionPool
     if issubclass(pool_class, redis.BlockingConnectionPool):
+        counts = _sync_counts[server] = _SyncCounts(server)
         kwargs["timeout"] = server.pool_timeout
-        kwargs["queue_class"] = functools.partial(_WaitLine, server)
+        kwargs["queue_class"] = functools.partial(_WaitLine, server, counts)
+        base = kwargs.get("connection_class", redis.Connection)
+        kwargs["connection_class"] = type(
+            f"Counted{base.__name__}", (_CountsConnections, base), {"_counts": counts}
+        )
     return pool_class(max_connections=server.max_connections, **kwargs)
+
+
+class _SyncCounts:
+    """The gauges of one sync pool: counted when a connection opens or closes and
+    when a caller has to wait, under a lock taken on those paths only."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.lock = threading.Lock()
+        self.opened_total = 0
+        self.closed_total = 0
+        self.waiters = 0
+        self.waited_total = 0
+        self.wait_seconds_total = 0.0
+        self.line: _WaitLine | None = None
+
+    def gauges(self) -> PoolGauges:
+        line = self.line
+        idle = line.idle_connected() if line is not None else 0
+        with self.lock:
+            open_now = self.opened_total - self.closed_total
+            return PoolGauges(
+                api="sync",
+                server=str(self.server),
+                in_use=max(open_now - idle, 0),
+                idle=idle,
+                waiters=self.waiters,
+                waited_total=self.waited_total,
+                wait_seconds_total=self.wait_seconds_total,
+                opened_total=self.opened_total,
+                closed_total=self.closed_total,
+            )
+
+
+class _CountsConnections:
+    """Mixed into the sync pool's connection class: counts it opened (through
+    redis-py's public connect callback) and closed (its public ``disconnect``)."""
+
+    _counts: _SyncCounts
+    _counted_open = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.register_connect_callback(self._count_open)  # type: ignore[attr-defined]
+
+    def _count_open(self, connection: Any) -> None:
+        self._counted_open = True
+        with self._counts.lock:
+            self._counts.opened_total += 1
+
+    def disconnect(self, *args: Any, **kwargs: Any) -> None:
+        super().disconnect(*args, **kwargs)  # type: ignore[misc]
+        if self._counted_open:
+            self._counted_open = False
+            with self._counts.lock:
+                self._counts.closed_total += 1
 
 
 class _WaitLine(queue.LifoQueue[Any]):
@@ -434,20 +587,40 @@ class _WaitLine(queue.LifoQueue[Any]):
     refused connection; raising ``PoolTimeoutError`` from the wait itself lets
     everything above match the type."""
 
-    def __init__(self, server: Server, maxsize: int) -> None:
+    def __init__(self, server: Server, counts: _SyncCounts, maxsize: int) -> None:
         super().__init__(maxsize)
         self._server = server
+        self._counts = counts
+        counts.line = self
+
+    def idle_connected(self) -> int:
+        """Connections given back and still connected (the rest are free slots)."""
+        with self.mutex:
+            return sum(1 for item in self.queue if item is not None and item.is_connected)
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         try:
-            return super().get(block, timeout)
+            return super().get(False)
         except queue.Empty:
             if not block:
                 raise
+        counts = self._counts  # every connection is busy: wait, and count it
+        with counts.lock:
+            counts.waiters += 1
+        started = time.perf_counter()
+        try:
+            return super().get(True, timeout)
+        except queue.Empty:
             raise PoolTimeoutError(
                 f"No connection to {self._server} became free within {timeout} s "
                 f"(max_connections={self._server.max_connections})."
             ) from None
+        finally:
+            waited = time.perf_counter() - started
+            with counts.lock:
+                counts.waiters -= 1
+                counts.waited_total += 1
+                counts.wait_seconds_total += waited
 
 
 def _takes_command_name(pool_class: type[Any]) -> bool:
@@ -516,6 +689,7 @@ def _forget_after_fork() -> None:
     _forsaken.append((dict(_async_pools), dict(_sync_pools)))
     _async_pools.clear()
     _sync_pools.clear()
+    _sync_counts.clear()
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)

@@ -7,15 +7,16 @@ process-wide registry keyed by the cache alias, not on the backend: Django build
 a backend per async context under ASGI, and a counter on it would be thrown away
 with every request.
 
-One lock per cache guards the counters: a call takes it once, for a few
-additions (its cost is measured in docs/benchmarks.md), so counts stay exact
-across threads and event loops.
+Each thread counts in its own tables, without a lock (see ``CacheStats``); a
+read sums them. Counts stay exact across threads and event loops; the cost of
+counting is measured in docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import weakref
 from bisect import bisect_left
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Protocol, TypeVar
@@ -72,6 +73,22 @@ class _Counters:
         self.errors: dict[str, int] = {}
         self.buckets = [0] * (len(BUCKETS) + 1)
 
+    def add(self, other: _Counters, sign: int = 1) -> None:
+        """Add (or, with ``sign=-1``, subtract) another's counts to these."""
+        self.calls += sign * other.calls
+        self.hits += sign * other.hits
+        self.misses += sign * other.misses
+        self.seconds += sign * other.seconds
+        for kind, count in list(other.errors.items()):
+            left = self.errors.get(kind, 0) + sign * count
+            if left:
+                self.errors[kind] = left
+            else:
+                self.errors.pop(kind, None)
+        buckets = self.buckets
+        for index, count in enumerate(list(other.buckets)):
+            buckets[index] += sign * count
+
     def as_dict(self) -> dict[str, Any]:
         bounds = [*(str(bound) for bound in BUCKETS), "+Inf"]
         return {
@@ -87,58 +104,125 @@ class _Counters:
         }
 
 
+#: One thread's counters: api ("async", "sync") -> operation name -> counters.
+_Tables = dict[str, dict[str, _Counters]]
+
+
+class _Shard:
+    """The handle a thread keeps (in a ``threading.local``) to its own counters;
+    collected when the thread ends, which folds its counts into the retired ones."""
+
+    __slots__ = ("__weakref__", "tables")
+
+    def __init__(self, tables: _Tables) -> None:
+        self.tables = tables
+
+
 class CacheStats:
     """The stats of one cache alias: ``cache.stats.as_dict()``, ``cache.stats.reset()``.
 
     Shared by every backend instance of the alias, in every thread and loop.
+
+    Each thread counts in its own tables, without a lock: only that thread writes
+    them, and a call (no ``await`` inside ``record``) is never interleaved with
+    another of the same thread, so no increment is lost. Readers sum the tables
+    of every thread under the lock (which writers take only to add an operation
+    they have not counted before). ``reset()`` does not touch the threads' tables:
+    it records the sums at that instant as a baseline that reads subtract, so an
+    increment made during a reset is counted exactly once, before or after it.
     """
 
     def __init__(self, alias: str, enabled: bool) -> None:
         self.alias = alias
         self.enabled = enabled
+        #: The settings last seen for this alias: their servers' pools are reported.
+        self.config: CacheConfig | None = None
         self._lock = threading.Lock()
-        #: api -> operation name -> counters; the inner dicts live as long as this
-        #: object (reset empties them), so the drivers hold them directly.
-        self._counters: dict[str, dict[str, _Counters]] = {"async": {}, "sync": {}}
-
-    def table(self, api: str) -> dict[str, _Counters]:
-        """The counters of one API ("async" or "sync"), by operation name."""
-        return self._counters[api]
+        self._local = threading.local()
+        #: The tables of every live thread that has counted something.
+        self._live: list[_Tables] = []
+        #: The counts of threads that have ended.
+        self._retired: _Tables = {"async": {}, "sync": {}}
+        #: Tables of threads just ended, folded into ``_retired`` by the next read.
+        self._ended: list[_Tables] = []
+        #: The sums at the last reset, subtracted from every read.
+        self._baseline: _Tables = {"async": {}, "sync": {}}
 
     def record(
         self,
-        table: dict[str, _Counters],
+        api: str,
         name: str,
         seconds: float,
         hits: int,
         misses: int,
         error: str | None,
     ) -> None:
-        """Count one call of operation ``name`` in ``table`` (from ``table()``)."""
-        bucket = bisect_left(BUCKETS, seconds)
-        with self._lock:
-            counters = table.get(name)
-            if counters is None:
+        """Count one call of operation ``name`` on ``api`` ("async" or "sync")."""
+        try:
+            table = self._local.shard.tables[api]
+        except AttributeError:
+            table = self._new_shard()[api]
+        counters = table.get(name)
+        if counters is None:
+            with self._lock:  # readers iterate the table under the lock
                 counters = table[name] = _Counters()
-            counters.calls += 1
-            if hits:
-                counters.hits += hits
-            if misses:
-                counters.misses += misses
-            counters.seconds += seconds
-            counters.buckets[bucket] += 1
-            if error is not None:
-                counters.errors[error] = counters.errors.get(error, 0) + 1
+        counters.calls += 1
+        if hits:
+            counters.hits += hits
+        if misses:
+            counters.misses += misses
+        counters.seconds += seconds
+        counters.buckets[bisect_left(BUCKETS, seconds)] += 1
+        if error is not None:
+            errors = counters.errors
+            with self._lock:  # rare; a reader copies this dict under the lock
+                errors[error] = errors.get(error, 0) + 1
+
+    def _new_shard(self) -> _Tables:
+        tables: _Tables = {"async": {}, "sync": {}}
+        shard = _Shard(tables)
+        with self._lock:
+            self._live.append(tables)
+        weakref.finalize(shard, self._retire, tables)
+        self._local.shard = shard
+        return tables
+
+    def _retire(self, tables: _Tables) -> None:
+        """A thread ended (its ``threading.local`` let go of its shard). No lock
+        here: a finalizer may run in any thread, one holding the lock included;
+        ``list.append`` is atomic, and the next read folds the tables in."""
+        self._ended.append(tables)
+
+    def _fold_ended(self) -> None:
+        """Move the counts of ended threads to ``_retired`` (with the lock held)."""
+        while self._ended:
+            tables = self._ended.pop()
+            _merge(self._retired, tables)
+            self._live = [live for live in self._live if live is not tables]
+
+    def _sums(self) -> _Tables:
+        """Every thread's counts since the last reset (call with the lock held)."""
+        self._fold_ended()
+        sums: _Tables = {"async": {}, "sync": {}}
+        for tables in [*self._live, self._retired]:
+            _merge(sums, tables)
+        _merge(sums, self._baseline, sign=-1)
+        return {
+            api: {name: counters for name, counters in table.items() if counters.calls}
+            for api, table in sums.items()
+        }
 
     def as_dict(self) -> dict[str, Any]:
         """A snapshot: ``{"alias", "enabled", "totals", "operations": {api: {name: ...}}}``."""
         with self._lock:
-            operations = {
-                api: {name: table[name].as_dict() for name in sorted(table)}
-                for api, table in self._counters.items()
-            }
-            totals = {"calls": 0, "hits": 0, "misses": 0, "errors": 0}
-            for _, _, counters in self._all():
+            sums = self._sums()
+        operations = {
+            api: {name: table[name].as_dict() for name in sorted(table)}
+            for api, table in sums.items()
+        }
+        totals = {"calls": 0, "hits": 0, "misses": 0, "errors": 0}
+        for table in sums.values():
+            for counters in table.values():
                 totals["calls"] += counters.calls
                 totals["hits"] += counters.hits
                 totals["misses"] += counters.misses
@@ -149,32 +233,46 @@ class CacheStats:
             "enabled": self.enabled,
             "totals": {**totals, "hit_ratio": totals["hits"] / reads if reads else None},
             "operations": operations,
+            "pools": self.pools(),
         }
+
+    def pools(self) -> list[dict[str, Any]]:
+        """The gauges of this cache's connection pools (``pool_gauges``), by server."""
+        config = self.config
+        if config is None:
+            return []
+        from django_asyncredis._pools import servers_in_use
+
+        servers = sorted(servers_in_use(config), key=str)
+        return [vars(gauges) for server in servers for gauges in pool_gauges(server)]
 
     def rows(self) -> list[tuple[str, str, _Counters]]:
         """(api, operation, a copy of its counters): for exporters (OTel, Prometheus)."""
         with self._lock:
-            copies = []
-            for api, name, counters in self._all():
-                copy = _Counters()
-                copy.calls, copy.hits, copy.misses = counters.calls, counters.hits, counters.misses
-                copy.seconds, copy.errors = counters.seconds, dict(counters.errors)
-                copy.buckets = list(counters.buckets)
-                copies.append((api, name, copy))
-        return copies
+            sums = self._sums()
+        return [
+            (api, name, counters) for api, table in sums.items() for name, counters in table.items()
+        ]
 
     def reset(self) -> None:
         """Start counting from zero (for every backend instance of this alias)."""
         with self._lock:
-            for table in self._counters.values():
-                table.clear()
+            self._fold_ended()
+            baseline: _Tables = {"async": {}, "sync": {}}
+            for tables in [*self._live, self._retired]:
+                _merge(baseline, tables)
+            self._baseline = baseline
 
-    def _all(self) -> list[tuple[str, str, _Counters]]:
-        return [
-            (api, name, counters)
-            for api, table in self._counters.items()
-            for name, counters in table.items()
-        ]
+
+def _merge(into: _Tables, tables: _Tables, sign: int = 1) -> None:
+    """Add (or subtract) ``tables``' counts into ``into``, operation by operation."""
+    for api, table in tables.items():
+        target = into.setdefault(api, {})
+        for name, counters in list(table.items()):
+            mine = target.get(name)
+            if mine is None:
+                mine = target[name] = _Counters()
+            mine.add(counters, sign)
 
 
 _registry: dict[str, CacheStats] = {}
@@ -195,6 +293,7 @@ def stats_of(config: CacheConfig) -> CacheStats:
         if stats is None:
             stats = _registry[alias] = CacheStats(alias, config.stats)
         stats.enabled = config.stats
+        stats.config = config
         if len(_by_config) >= 256:
             _by_config.clear()
         _by_config[id(config)] = (config, stats)
@@ -223,14 +322,13 @@ def _error_kind(exc: BaseException) -> str | None:
 class MeasuredSync(SyncAdapter):
     """The sync adapter, with each call counted in the cache's stats and traced."""
 
-    __slots__ = ("_stats", "_table", "_tracing")
+    __slots__ = ("_stats", "_tracing")
 
     def __init__(
         self, config: CacheConfig, stats: CacheStats, tracing: _otel.Tracing | None
     ) -> None:
         super().__init__(config)
         self._stats = stats
-        self._table = stats.table("sync")
         self._tracing = tracing
 
     def run(self, operation: Operation[T], fallback: Any = None) -> T:
@@ -255,7 +353,7 @@ class MeasuredSync(SyncAdapter):
             raise
         finally:
             seconds = _clock() - start
-            self._stats.record(self._table, name, seconds, hits, misses, error)
+            self._stats.record("sync", name, seconds, hits, misses, error)
             if span is not None:
                 span.end(seconds, hits, misses, error)
 
@@ -269,20 +367,19 @@ class MeasuredSync(SyncAdapter):
             error = _error_kind(exc)
             raise
         finally:
-            self._stats.record(self._table, name, _clock() - start, 0, 0, error)
+            self._stats.record("sync", name, _clock() - start, 0, 0, error)
 
 
 class MeasuredCore(AsyncCore):
     """The async core, with each call counted in the cache's stats and traced."""
 
-    __slots__ = ("_stats", "_table", "_tracing")
+    __slots__ = ("_stats", "_tracing")
 
     def __init__(
         self, config: CacheConfig, stats: CacheStats, tracing: _otel.Tracing | None
     ) -> None:
         super().__init__(config)
         self._stats = stats
-        self._table = stats.table("async")
         self._tracing = tracing
 
     async def run(self, operation: Operation[T], fallback: Any = None) -> T:
@@ -307,7 +404,7 @@ class MeasuredCore(AsyncCore):
             raise
         finally:
             seconds = _clock() - start
-            self._stats.record(self._table, name, seconds, hits, misses, error)
+            self._stats.record("async", name, seconds, hits, misses, error)
             if span is not None:
                 span.end(seconds, hits, misses, error)
 
@@ -322,7 +419,7 @@ class MeasuredCore(AsyncCore):
             error = _error_kind(exc)
             raise
         finally:
-            self._stats.record(self._table, name, _clock() - start, 0, 0, error)
+            self._stats.record("async", name, _clock() - start, 0, 0, error)
 
 
 _sync_run = SyncAdapter.run
@@ -342,31 +439,51 @@ def drivers(config: CacheConfig) -> tuple[SyncAdapter, AsyncCore, CacheStats]:
 
 
 class PoolGauges(Protocol):
-    """What a connection pool reports for the stats (TODO: ``_pools`` implements it).
+    """What a connection pool reports for the stats (``_pools.PoolGauges``).
 
-    The pools live in ``_pools`` (rewritten separately); once they count these, the
-    ``asyncredis stats`` command and the OTel/Prometheus exporters read them with
-    ``pool_gauges(server)``.
+    Read, not counted per command: the pools count where connections open and
+    close and where callers wait. ``manage.py asyncredis stats`` and the
+    OTel/Prometheus exporters read them with ``pool_gauges(server)``.
     """
 
+    api: str
+    server: str
     in_use: int
     idle: int
     waiters: int
+    waited_total: int
     wait_seconds_total: float
     opened_total: int
     closed_total: int
+    shared: int
 
 
 def pool_gauges(server: Server) -> list[PoolGauges]:
     """The gauges of every pool open for ``server`` in this process (one per event
-    loop, plus the sync pool). Empty until ``_pools`` provides them (see TODO above)."""
-    provider = getattr(_pools_module(), "pool_gauges", None)
-    if provider is None:
-        return []
-    return list(provider(server))
-
-
-def _pools_module() -> Any:
+    loop, plus the sync pool)."""
     from django_asyncredis import _pools
 
-    return _pools
+    return list(_pools.pool_gauges(server))
+
+
+#: The pool fields that are levels now (gauges) and those that only grow (counters).
+POOL_LEVELS = ("in_use", "idle", "waiters", "shared")
+POOL_COUNTERS = ("waited_total", "wait_seconds_total", "opened_total", "closed_total")
+
+
+def pool_rows() -> list[tuple[str, str, str, dict[str, float]]]:
+    """(alias, api, server, fields) for every cache's pools, for the exporters: the
+    async pools of all event loops summed, so each label set appears once."""
+    rows = []
+    for stats in all_stats():
+        summed: dict[tuple[str, str], dict[str, float]] = {}
+        for pool in stats.pools():
+            fields = summed.setdefault(
+                (pool["api"], pool["server"]), dict.fromkeys(POOL_LEVELS + POOL_COUNTERS, 0)
+            )
+            for field in fields:
+                fields[field] += pool[field]
+        rows += [
+            (stats.alias, api, server, fields) for (api, server), fields in sorted(summed.items())
+        ]
+    return rows

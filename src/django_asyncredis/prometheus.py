@@ -10,7 +10,7 @@ from a custom collector reading ``cache.stats.as_dict()``.)
 
 from __future__ import annotations
 
-from django_asyncredis._stats import BUCKETS, all_stats
+from django_asyncredis._stats import BUCKETS, POOL_COUNTERS, POOL_LEVELS, all_stats, pool_rows
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -18,6 +18,17 @@ _HELP = {
     "calls": "Cache calls.",
     "hits": "Cache reads that found their key.",
     "misses": "Cache reads that did not find their key.",
+}
+
+_POOL_HELP = {
+    "in_use": "Connections lent out now (the multiplexed shared one included).",
+    "idle": "Connections open and free now.",
+    "waiters": "Callers waiting now for a connection.",
+    "shared": "Multiplexed shared connections open now.",
+    "waited_total": "Calls that had to wait for a connection.",
+    "wait_seconds_total": "Time spent waiting for a connection.",
+    "opened_total": "Connections opened.",
+    "closed_total": "Connections closed.",
 }
 
 
@@ -57,4 +68,19 @@ def prometheus_text() -> str:
         labels = _labels(alias=alias, api=api, operation=operation)
         lines.append(f"{name}_sum{labels} {counters.seconds!r}")
         lines.append(f"{name}_count{labels} {counters.calls}")
+    lines += _pool_lines()
     return "\n".join(lines) + "\n"
+
+
+def _pool_lines() -> list[str]:
+    """The connection pools' gauges and counters (async pools of all loops summed)."""
+    rows = pool_rows()
+    lines: list[str] = []
+    for field in (*POOL_LEVELS, *POOL_COUNTERS):
+        kind = "gauge" if field in POOL_LEVELS else "counter"
+        name = f"django_asyncredis_pool_{field}"
+        lines += [f"# HELP {name} {_POOL_HELP[field]}", f"# TYPE {name} {kind}"]
+        for alias, api, server, fields in rows:
+            labels = _labels(alias=alias, api=api, server=server)
+            lines.append(f"{name}{labels} {fields[field]!r}")
+    return lines

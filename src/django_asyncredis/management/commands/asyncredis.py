@@ -21,7 +21,6 @@ from django.core.cache import caches
 from django.core.management.base import BaseCommand, CommandError
 
 from django_asyncredis import get_redis_connection
-from django_asyncredis._stats import pool_gauges
 from django_asyncredis.checks import our_caches
 
 #: What ``stats`` reads from INFO: the essentials of a cache server's health.
@@ -157,7 +156,7 @@ def _stats(alias: str) -> dict[str, Any]:
     return {
         "server": server,
         "address": _where(alias),
-        "pools": [vars(g) for s in cache._config.servers for g in pool_gauges(s)],
+        "pools": cache.stats.pools(),
     }
 
 
@@ -202,6 +201,14 @@ def _text(action: str, report: dict[str, Any]) -> str:
             lines.append(f"  evicted keys      {server['evicted_keys']}")
             lines.append(f"  expired keys      {server['expired_keys']}")
             lines.append(f"  connected clients {server['connected_clients']}")
+            for pool in entry["pools"]:  # this process's pools (see the module's docstring)
+                shared = f", {pool['shared']} shared" if pool["shared"] else ""
+                lines.append(
+                    f"  pool ({pool['api']}) {pool['server']}: {pool['in_use']} in use{shared}, "
+                    f"{pool['idle']} idle, {pool['waiters']} waiting, "
+                    f"{pool['waited_total']} waits ({pool['wait_seconds_total']:.3f} s), "
+                    f"{pool['opened_total']} opened, {pool['closed_total']} closed"
+                )
         elif action == "keys":
             more = "" if entry["complete"] else "+ (stopped counting)"
             lines.append(f"{alias}: {entry['count']}{more} keys match {entry['pattern']!r}")
