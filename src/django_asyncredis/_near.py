@@ -122,7 +122,7 @@ class NearStore:
 
     def lookup(self, key: str) -> bytes | None:
         """The raw bytes held for ``key`` (a hit), or None (a miss)."""
-        if self._listener is None or self._pid != os.getpid():
+        if self._listener is None:  # first use, or a forked child (``_after_fork``)
             self._start_listening()
         with self._lock:
             entry = self._entries.get(key) if self._ready else None
