@@ -236,6 +236,44 @@ def test_an_invalidation_during_a_read_wins(
     assert stats(near)["refused_stale"] == 1
 
 
+def test_an_invalidation_during_a_get_many_wins(
+    api: Any, near: RedisCache, raw: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """get_many: the key written while its reply was in flight is not kept; the
+    other key of the same read is."""
+    store = near._near
+    assert store is not None
+    with echoed(near, 2):
+        api.set_many({"a": "old", "b": "b"})
+    finish = store.finish
+
+    def write_then_finish(ticket: Any, replies: Any) -> None:
+        before = store.invalidations
+        raw.set(near.make_key("a"), 2)
+        wait_until(lambda: store.invalidations > before)
+        finish(ticket, replies)
+
+    monkeypatch.setattr(store, "finish", write_then_finish)
+    assert api.get_many(["a", "b"]) == {"a": "old", "b": "b"}
+    monkeypatch.undo()
+    assert api.get_many(["a", "b"]) == {"a": 2, "b": "b"}
+    assert (stats(near)["refused_stale"], stats(near)["entries"]) == (1, 2)
+
+
+def test_near_cached_reads_make_no_thread_hop(near: RedisCache, hops: list[str]) -> None:
+    """A miss, a hit and a get_many on the loop run on the loop, no thread involved."""
+
+    async def reads() -> None:
+        await near.aset("k", "v")
+        await near.aget("k")
+        await near.aget("k")
+        await near.aget_many(["k", "other"])
+        await near.ahas_key("k")
+
+    asyncio.run(reads())
+    assert hops == []
+
+
 def test_a_flush_during_a_read_wins(
     api: Any, near: RedisCache, raw: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -276,6 +314,31 @@ def test_server_expiry_is_honoured(api: Any, near: RedisCache, deaf: None) -> No
     assert stats(near)["hits"] == 1
     time.sleep(0.3)
     assert api.get("k") is None
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_without_ttl_checks_expiry_comes_by_invalidation(
+    redis_server: ServerProcess, asynchronous: bool
+) -> None:
+    """NEAR_CACHE_CHECK_TTL False: a miss sends only GET (or MGET), and a value's
+    expiry reaches the near-cache as the server's invalidation."""
+    cache = near_cache(redis_server.url, NEAR_CACHE_CHECK_TTL=False)
+    store = cache._near
+    assert store is not None
+    api: Any = AsyncAPI(cache, runner := asyncio.Runner()) if asynchronous else cache
+    try:
+        with echoed(cache, 2):
+            api.set("k", "v", timeout=0.2)
+            api.set("other", 1)
+        assert api.get_many(["k", "other"]) == {"k": "v", "other": 1}
+        assert api.get("k") == "v"
+        assert stats(cache)["hits"] == 1
+        wait_until(lambda: store.stats()["entries"] == 1)  # k's expiry, announced
+        assert api.get("k") is None
+    finally:
+        store.stop()
+        if asynchronous:
+            runner.close()
 
 
 def test_a_killed_invalidation_connection_flushes_and_recovers(
@@ -390,6 +453,7 @@ def test_near_cache_stats_is_none_without_the_option(cache: Any) -> None:
         ({"NEAR_CACHE": True, "NEAR_CACHE_MAX_LIFETIME": None}, "NEAR_CACHE_MAX_LIFETIME"),
         ({"NEAR_CACHE": True, "NEAR_CACHE_KEYS": "hot:*"}, "glob patterns"),
         ({"NEAR_CACHE": True, "NEAR_CACHE_KEYS": [""]}, "not a pattern"),
+        ({"NEAR_CACHE": True, "NEAR_CACHE_CHECK_TTL": "no"}, "NEAR_CACHE_CHECK_TTL"),
     ],
 )
 def test_bad_near_cache_options_are_refused(options: dict[str, Any], message: str) -> None:

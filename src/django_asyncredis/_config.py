@@ -765,6 +765,8 @@ def _set_near(parsed: _Options, name: str, value: Any) -> None:
         if seconds is None:
             raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be a number of seconds > 0.")
         parsed.near["max_lifetime"] = seconds
+    elif key == "near_cache_check_ttl":
+        parsed.near["check_ttl"] = _boolean(name, value)
     else:  # near_cache_keys
         if isinstance(value, str) or not isinstance(value, list | tuple) or not value:
             raise ImproperlyConfigured(
@@ -836,6 +838,7 @@ OTHER_OPTIONS: dict[str, OptionReader] = {
     "near_cache_max_bytes": _set_near,
     "near_cache_max_lifetime": _set_near,
     "near_cache_keys": _set_near,
+    "near_cache_check_ttl": _set_near,
 }
 
 

@@ -73,6 +73,9 @@ class NearSettings:
     max_lifetime: float = 300.0
     #: Glob patterns of the caller's keys that are near-cached; empty: all.
     keys: tuple[str, ...] = ()
+    #: Read each missed key's PTTL with it, so no value is served locally past
+    #: its timeout even when the server's expiry invalidation is late.
+    check_ttl: bool = True
 
     def eligibility(self) -> re.Pattern[str] | None:
         if not self.keys:
@@ -411,7 +414,10 @@ def get(store: NearStore, codec: Codec, key: str, default: Any) -> Operation[Any
         return codec.loads(raw, key)
     ticket = store.begin((key,))
     try:
-        raw, pttl = yield Batch((("GET", key), ("PTTL", key)))
+        if store.settings.check_ttl:
+            raw, pttl = yield Batch((("GET", key), ("PTTL", key)))
+        else:  # the drivers' single-command fast path; expiry left to invalidation
+            raw, pttl = (yield ("GET", key)), -1
     except BaseException:
         store.abandon(ticket, (key,))
         raise
@@ -435,13 +441,14 @@ def get_many(
     if missing:
         kept = [made for made in missing if made in eligible]
         ticket = store.begin(kept) if kept else None
+        timed = kept if store.settings.check_ttl else []
         try:
-            replies = yield Batch((("MGET", *missing), *(("PTTL", made) for made in kept)))
+            replies = yield Batch((("MGET", *missing), *(("PTTL", made) for made in timed)))
         except BaseException:
             store.abandon(ticket, kept)
             raise
         by_key = dict(zip(missing, replies[0], strict=True))
-        ttls = dict(zip(kept, replies[1:], strict=True))
+        ttls = dict(zip(timed, replies[1:], strict=True)) if timed else dict.fromkeys(kept, -1)
         store.finish(ticket, {made: (by_key[made], ttls[made]) for made in kept})
         found.update((made, raw) for made, raw in by_key.items() if raw is not None)
     return {

@@ -7,9 +7,10 @@ round's ratio against the same round's reference, the median printed):
 - hot key, async: ``aget`` of one key by 64 tasks on one loop, near-cached,
   against raw ``redis.asyncio`` ``GET`` of the same key by 64 tasks;
 - hot key, sync: ``get`` near-cached against django-redis's ``get``;
-- miss cost: ``aget``/``get`` of keys that are not held (each read once, so
-  every read is a miss that fetches and stores), near-cached against the same
-  cache without NEAR_CACHE;
+- miss cost: ``aget``/``get`` of keys that are not held (the store flushed
+  before each pass, so every read is a miss that fetches and stores),
+  near-cached (with and without NEAR_CACHE_CHECK_TTL) against the same cache
+  without NEAR_CACHE;
 - the staleness window: from another client's ``SET`` acknowledged to the
   local entry dropped by the listener thread, p50/p99 over many writes.
 """
@@ -45,8 +46,8 @@ MISS_CALLS = 300
 STALENESS_SAMPLES = 1_000
 
 
-def near(url: str, prefix: str) -> RedisCache:
-    cache = RedisCache(url, {"KEY_PREFIX": prefix, "OPTIONS": {"NEAR_CACHE": True}})
+def near(url: str, prefix: str, **options: Any) -> RedisCache:
+    cache = RedisCache(url, {"KEY_PREFIX": prefix, "OPTIONS": {"NEAR_CACHE": True, **options}})
     assert cache._near is not None
     assert cache._near.wait_ready(10)
     return cache
@@ -178,6 +179,12 @@ def main() -> None:
         print(f"hot key sync get vs django-redis get: {hot_sync(server.url, cache):.1f}x faster")
         async_cost, sync_cost = misses(server.url, cache)
         print(f"miss cost vs the plain path: aget {async_cost:.2f}x, get {sync_cost:.2f}x")
+        unchecked = near(server.url, "near-bench-unchecked", NEAR_CACHE_CHECK_TTL=False)
+        async_cost, sync_cost = misses(server.url, unchecked)
+        print(
+            "miss cost vs the plain path, NEAR_CACHE_CHECK_TTL False: "
+            f"aget {async_cost:.2f}x, get {sync_cost:.2f}x"
+        )
         p50, p99 = staleness(server.url, cache)
         print(f"staleness window (write ack -> local drop): p50 {p50:.0f} us, p99 {p99:.0f} us")
     finally:
