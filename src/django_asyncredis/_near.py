@@ -283,6 +283,9 @@ class NearStore:
         self._bytes = 0
         self._generation += 1
         self._ready = False
+        # The counters are this process's: the child's start at zero.
+        self.hits = self.misses = self.invalidations = self.write_drops = 0
+        self.flushes = self.refused = 0
 
 
 class Listener(threading.Thread):
