@@ -7,6 +7,7 @@ import itertools
 import os
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -209,6 +210,62 @@ def test_a_write_by_another_process_is_never_read_after_delivery(
     finally:
         writer.close()
     assert stats(near)["hits"] >= 30
+
+
+def test_concurrent_readers_converge_on_the_last_write(
+    near: RedisCache, redis_server: ServerProcess
+) -> None:
+    """Eight threads and sixteen tasks read a key while another process writes it
+    200 times; once the last invalidation is delivered, every one of them reads
+    the last value, and none failed."""
+    stored = near.make_key("k")
+    store = near._near
+    assert store is not None
+    with echoed(near):
+        near.set("k", 0)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def sync_reader() -> None:
+        try:
+            while not stop.is_set():
+                near.get("k")
+        except BaseException as exc:
+            errors.append(exc)
+
+    async def async_readers() -> None:
+        async def one() -> None:
+            while not stop.is_set():
+                await near.aget("k")
+                await asyncio.sleep(0)
+
+        await asyncio.gather(*(one() for _ in range(16)))
+
+    def async_reader() -> None:
+        try:
+            asyncio.run(async_readers())
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=sync_reader) for _ in range(8)]
+    threads.append(threading.Thread(target=async_reader))
+    for thread in threads:
+        thread.start()
+    writer = Writer(redis_server.port)
+    before = store.invalidations
+    try:
+        for value in range(1, 201):
+            writer.set(stored, value)
+        wait_until(lambda: store.invalidations >= before + 200)
+        assert {near.get("k") for _ in range(20)} == {200}
+        assert asyncio.run(near.aget("k")) == 200
+    finally:
+        writer.close()
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+    assert errors == []
+    assert store.hits > 0
 
 
 def test_an_invalidation_during_a_read_wins(
