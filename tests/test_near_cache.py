@@ -168,6 +168,19 @@ def test_own_writes_are_read_at_once(api: Any, near: RedisCache, deaf: None) -> 
     assert api.get("k") is None
 
 
+def test_touch_and_expire_drop_the_local_copy(api: Any, near: RedisCache, deaf: None) -> None:
+    """A new TTL set by this process is honoured at once: its entry is dropped."""
+    api.set("k", "v")
+    api.get("k")
+    api.touch("k", 0.1)
+    assert stats(near)["entries"] == 0
+    api.get("k")
+    api.expire("k", 0.1)
+    assert stats(near)["entries"] == 0
+    time.sleep(0.2)
+    assert api.get("k") is None
+
+
 def test_get_many_sends_only_the_misses(api: Any, near: RedisCache) -> None:
     """get_many serves what is held and asks the server for the rest."""
     with echoed(near, 3):
