@@ -368,6 +368,7 @@ def _connect(server: Any) -> Any:
     kwargs["protocol"] = 2
     kwargs["socket_timeout"] = PING_DEADLINE
     kwargs.pop("db", None)  # tracking is per connection, not per database
+    kwargs.pop("health_check_interval", None)  # our own pings: a subscribed PONG differs
     connection_class: type[Any] = redis.Connection
     if server.scheme == "unix":
         connection_class = redis.UnixDomainSocketConnection
