@@ -26,6 +26,7 @@ from django.utils.module_loading import import_string
 
 from django_asyncredis import _topology
 from django_asyncredis._codec import Codec
+from django_asyncredis._near import NearSettings
 from django_asyncredis.compressors import Compressor
 from django_asyncredis.serializers import Serializer
 from django_asyncredis.serializers.pickle import PickleSerializer
@@ -296,6 +297,8 @@ class CacheConfig:
     stats: bool = True
     #: OPENTELEMETRY: a span per call and the stats as metrics, when the API is installed.
     opentelemetry: bool = True
+    #: NEAR_CACHE and its NEAR_CACHE_* bounds: None when off (``_near``).
+    near_cache: NearSettings | None = None
 
     def __post_init__(self) -> None:
         codec = Codec(self.serializer, self.compressor, self.compress_min_length)
@@ -612,6 +615,8 @@ class _Options:
     herd_client: bool = False
     stampede: dict[str, float | None] = field(default_factory=dict)
     opentelemetry: bool = True  # OPENTELEMETRY (see CacheConfig)
+    near_cache: bool = False  # NEAR_CACHE
+    near: dict[str, Any] = field(default_factory=dict)  # the NEAR_CACHE_* options
 
     @classmethod
     def defaults(cls) -> _Options:
@@ -751,6 +756,52 @@ def _herd_timeout(parsed: _Options) -> float | None:
     return float(herd_timeout)
 
 
+def _set_near(parsed: _Options, name: str, value: Any) -> None:
+    key = name.lower()
+    if key == "near_cache_max_entries" or key == "near_cache_max_bytes":
+        parsed.near[key[len("near_cache_") :]] = _positive_int(name, value)
+    elif key == "near_cache_max_lifetime":
+        seconds = _stampede_number(name, value)
+        if seconds is None:
+            raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be a number of seconds > 0.")
+        parsed.near["max_lifetime"] = seconds
+    elif key == "near_cache_check_ttl":
+        parsed.near["check_ttl"] = _boolean(name, value)
+    else:  # near_cache_keys
+        if isinstance(value, str) or not isinstance(value, list | tuple) or not value:
+            raise ImproperlyConfigured(
+                f"OPTIONS[{name!r}] must be a non-empty list of glob patterns of keys."
+            )
+        for pattern in value:
+            if not isinstance(pattern, str) or not pattern:
+                raise ImproperlyConfigured(f"OPTIONS[{name!r}] holds {pattern!r}: not a pattern.")
+        parsed.near["keys"] = tuple(value)
+
+
+def _near_settings(opts: _Options, where: _Location) -> NearSettings | None:
+    """NEAR_CACHE's settings, refused where coherence is not guaranteed."""
+    if not opts.near_cache:
+        if opts.near:
+            raise ImproperlyConfigured(
+                "NEAR_CACHE_* options are set but OPTIONS['NEAR_CACHE'] is not True."
+            )
+        return None
+    if where.mode != "standalone":
+        raise ImproperlyConfigured(
+            f"NEAR_CACHE is not supported with {where.mode} LOCATIONs: it needs one "
+            "invalidation stream per node and a flush on every failover, which are "
+            "not built (docs/near-cache.md). Use it with a single server."
+        )
+    if where.read_from_replicas:
+        raise ImproperlyConfigured(
+            "NEAR_CACHE cannot read from replicas: a lagging replica's reply could be "
+            "stored after the primary's invalidation. Set READ_FROM_REPLICAS to False."
+        )
+    if opts.herd_client:
+        raise ImproperlyConfigured("NEAR_CACHE does not combine with CLIENT_CLASS HerdClient.")
+    return NearSettings(**opts.near)
+
+
 def _read_by_base_cache(parsed: _Options, name: str, value: Any) -> None:
     """Read by BaseCache; Redis evicts by its own maxmemory-policy."""
 
@@ -782,6 +833,12 @@ OTHER_OPTIONS: dict[str, OptionReader] = {
     "stampede_xfetch": _set_stampede,
     "stampede_lock": _set_stampede,
     "opentelemetry": _stored("opentelemetry", _boolean),
+    "near_cache": _stored("near_cache", _boolean),
+    "near_cache_max_entries": _set_near,
+    "near_cache_max_bytes": _set_near,
+    "near_cache_max_lifetime": _set_near,
+    "near_cache_keys": _set_near,
+    "near_cache_check_ttl": _set_near,
 }
 
 
@@ -903,6 +960,7 @@ def _build(where: _Location, opts: _Options, serializer: Serializer) -> CacheCon
         stampede_xfetch=opts.stampede.get("stampede_xfetch"),
         stampede_lock=opts.stampede.get("stampede_lock"),
         herd_timeout=_herd_timeout(opts),
+        near_cache=_near_settings(opts, where),
     )
 
 

@@ -28,8 +28,8 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
+from django_asyncredis import _near, _raw, _stampede, _stats
 from django_asyncredis import _operations as ops
-from django_asyncredis import _raw, _stampede, _stats
 from django_asyncredis._config import CacheConfig, parse_cached
 from django_asyncredis._lock import AsyncLock, Lock
 from django_asyncredis._pipeline import AsyncPipeline, Pipeline
@@ -73,6 +73,13 @@ class RedisCache(StructuresMixin, BaseCache):
         self._stampede_policy = _stampede.default_policy(
             config.stampede_stale, config.stampede_xfetch, config.stampede_lock, config.herd_timeout
         )
+        # The near-cache (NEAR_CACHE): reads look there first, writes drop their keys.
+        self._near: _near.NearStore | None = None
+        if config.near_cache is not None:
+            tracked = "" if self._custom_key_func else f"{self.key_prefix}:"
+            self._near = _near.store_for(config.near_cache, config.servers[0], tracked)
+            self._sync = _near.WatchingSync(self._sync, self._near)  # type: ignore[assignment]
+            self._async = _near.WatchingAsync(self._async, self._near)  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         servers = ", ".join(str(server) for server in self._config.servers)
@@ -166,6 +173,9 @@ class RedisCache(StructuresMixin, BaseCache):
     # The operations, each built once for both APIs.
 
     def _get(self, key: Key, default: Any, version: int | None) -> ops.Operation[Any]:
+        near = self._near
+        if near is not None and near.eligible(key):
+            return _near.get(near, self._codec, self._key(key, version), default)
         if self._herd_seconds is not None:
             made = self._key(key, version)
             return _stampede.herd_get(self._codec, made, default, self._herd_seconds)
@@ -234,7 +244,25 @@ class RedisCache(StructuresMixin, BaseCache):
         return ops.touch(self._key(key, version), self.get_backend_timeout(timeout))
 
     def _get_many(self, keys: Iterable[Key], version: int | None) -> ops.Operation[dict[Any, Any]]:
-        return ops.get_many(self._codec, self._made_keys(keys, version))
+        made = self._made_keys(keys, version)
+        near = self._near
+        if near is None:
+            return ops.get_many(self._codec, made)
+        eligible = frozenset(stored for stored, key in made.items() if near.eligible(key))
+        return _near.get_many(near, self._codec, made, eligible)
+
+    def _has_key(self, key: Key, version: int | None) -> ops.Operation[bool]:
+        near = self._near
+        if near is not None and near.eligible(key):
+            return _near.has_key(near, self._key(key, version))
+        return ops.has_key(self._key(key, version))
+
+    def near_cache_stats(self) -> dict[str, int | bool] | None:
+        """The near-cache's counters and size in this process (docs/near-cache.md):
+        hits, misses, invalidations (from the server), write_drops (by this
+        process's writes), flushes, refused_stale, entries, bytes, ready;
+        None when NEAR_CACHE is off."""
+        return None if self._near is None else self._near.stats()
 
     def _set_many(
         self, data: Mapping[Key, Any], timeout: Timeout, version: int | None
@@ -386,7 +414,7 @@ class RedisCache(StructuresMixin, BaseCache):
     def has_key(self, key: Key, version: int | None = None, client: Any = None) -> bool:
         if client is not None:
             self._check_client(client)
-        return self._sync.run(ops.has_key(self._key(key, version)), False)
+        return self._sync.run(self._has_key(key, version), False)
 
     def get_many(
         self, keys: Iterable[Key], version: int | None = None, client: Any = None
@@ -648,7 +676,7 @@ class RedisCache(StructuresMixin, BaseCache):
     async def ahas_key(self, key: Key, version: int | None = None, client: Any = None) -> bool:
         if client is not None:
             self._check_client(client)
-        return await self._async.run(ops.has_key(self._key(key, version)), False)
+        return await self._async.run(self._has_key(key, version), False)
 
     async def aget_many(
         self, keys: Iterable[Key], version: int | None = None, client: Any = None
