@@ -189,3 +189,27 @@ def test_parsed_settings_are_reused_across_backend_instances() -> None:
     first = RedisCache("redis://h", dict(params))
     second = RedisCache("redis://h", dict(params))
     assert first._config is second._config
+
+
+def test_threads_building_backends_at_once_share_one_configuration() -> None:
+    """50 threads build the same cache at once from cold settings: one configuration
+    object for all, since single-flight and pools are keyed by it."""
+    import threading
+
+    from django.test.signals import setting_changed
+
+    setting_changed.send(sender=None, setting="CACHES", value=None, enter=True)  # cold memo
+    barrier = threading.Barrier(50)
+    configs: list[Any] = []
+
+    def build() -> None:
+        barrier.wait()
+        configs.append(RedisCache("redis://h", {"OPTIONS": {"max_connections": 9}})._config)
+
+    threads = [threading.Thread(target=build) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(configs) == 50
+    assert len({id(config) for config in configs}) == 1

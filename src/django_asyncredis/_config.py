@@ -1019,10 +1019,12 @@ def parse_cached(location: Any, options: Mapping[str, Any]) -> CacheConfig:
     key = repr((location, sorted(options.items(), key=lambda item: str(item[0])), globals_))
     config = _parsed.get(key)
     if config is None:
-        config = parse(location, options)
         if len(_parsed) >= 256:  # settings overridden in a loop (tests) must not grow this
             _parsed.clear()
-        _parsed[key] = config
+        # Threads that parse the same settings at once all keep the first result:
+        # one configuration object per settings, since what is process-wide per
+        # cache (single-flight, pools) is keyed by it.
+        config = _parsed.setdefault(key, parse(location, options))
     if len(_by_identity) >= 256:
         _by_identity.clear()
     _by_identity[id(options)] = (options, location, config)
