@@ -93,8 +93,10 @@ def bench(session: nox.Session) -> None:
     """Benchmarks against the peers, interleaved in one run, reported as ratios.
 
     The peers are installed here (django-redis; django-valkey with libvalkey, its
-    hiredis); matplotlib draws the charts into docs/_static. ``-- --quick`` is a
-    30-second smoke test; docs/benchmarks.md describes the rest.
+    hiredis); matplotlib draws the charts. A full run of every part writes the results
+    section of docs/benchmarks.md (docs/_generated/benchmarks-results.md) and the charts
+    (docs/_static); ``-- --quick`` (a 30-second smoke test) or ``--parts`` write them
+    next to the JSON file instead. docs/benchmarks.md describes the rest.
     """
     session.install(DEV, "django-redis", "django-valkey[libvalkey]", "matplotlib")
     session.run("python", "tests/benchmarks/run.py", *session.posargs)

@@ -24,7 +24,8 @@ version = release
 extensions = ["myst_parser"]
 source_suffix = {".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build"]
+# _generated/ holds sections other pages include (benchmarks.md), not pages of their own.
+exclude_patterns = ["_build", "_generated"]
 
 # Links such as configuration.md#ignore-exceptions need heading anchors.
 myst_heading_anchors = 3

@@ -224,7 +224,12 @@ def _sync_phase(call: SyncCall, seconds: float, max_ops: int) -> Sample:
 
 
 def measure_sync(
-    factories: Mapping[str, SyncFactory], order: Sequence[str], url: str, op: str, timing: Timing
+    factories: Mapping[str, SyncFactory],
+    order: Sequence[str],
+    url: str,
+    op: str,
+    timing: Timing,
+    size: int = 100,
 ) -> dict[str, Sample]:
     """Every contender of one sync scenario, interleaved in ``timing.slices`` slices.
 
@@ -237,8 +242,8 @@ def measure_sync(
     with contextlib.ExitStack() as stack:
         calls: dict[str, SyncCall] = {}
         for name in order:
-            call = stack.enter_context(factories[name](url)).call(op, 100)
-            check(op, 100, call(0))
+            call = stack.enter_context(factories[name](url)).call(op, size)
+            check(op, size, call(0))
             _sync_phase(call, timing.warmup, timing.max_ops)
             calls[name] = call
         gc.collect()

@@ -1,13 +1,18 @@
-"""The result tables of docs/benchmarks.md, in Markdown, from a run's JSON document.
+"""The results section of docs/benchmarks.md, in Markdown, from a run's JSON document.
 
-``python tests/benchmarks/markdown.py [results.json]`` prints them; the
-commentary around them in the doc is written by hand.
+``run.py`` writes ``results()`` to docs/_generated/benchmarks-results.md after a
+full run (elsewhere after a partial one), and docs/benchmarks.md includes it:
+every figure of that page comes from here, none is typed by hand.
+``python tests/benchmarks/markdown.py [results.json]`` prints the tables again
+from a saved run, with a few more compact views.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +31,23 @@ def _number(value: float, spec: str) -> str:
 
 
 def targets(content: dict[str, Any]) -> str:
-    lines = ["| target | measured | met |", "| --- | --- | --- |"]
+    lines = [
+        f"| target | measured: median (min{DASH}max) over the rounds | met |",
+        "| --- | --- | --- |",
+    ]
     for target in content["targets"]:
         sign = "≥" if target["at_least"] else "≤"
         unit = target.get("unit", "x")
         if unit == "x":
             measured = f"**{_ratio(target['ratio'])}**"
         else:
-            measured = f"**{target['ratio']['median']:g}{unit}**"
+            ratio = target["ratio"]
+            spread = (
+                f" ({ratio['low']:g}{DASH}{ratio['high']:g})"
+                if ratio["low"] != ratio["high"]
+                else ""
+            )
+            measured = f"**{ratio['median']:g}{unit}**{spread}"
         lines.append(
             f"| {target['description']} {sign} {target['bound']:g}{unit} | {measured} | "
             f"{'yes' if target['met'] else '**no**'} |"
@@ -112,6 +126,119 @@ def matrix(content: dict[str, Any], name: str, spec: str, extra: str | None = No
             line.append(text)
         lines.append("| " + " | ".join(line) + " |")
     return "\n".join(lines)
+
+
+#: The charts ``charts.write_all`` draws, by file name: their alt text.
+CHARTS = {
+    "bench-async.png": "aget and aset of 100 B values: throughput and p99 latency against the "
+    "number of concurrent tasks, for each async contender",
+    "bench-ratios.png": "Every async scenario as a ratio to raw redis.asyncio with hiredis",
+    "bench-sync.png": "Sync API: latency on one thread and under ASGI, throughput on 8 threads "
+    "and 8 concurrent ASGI requests",
+    "bench-e2e.png": "End to end: requests per second and p99 of a Django async view under "
+    "uvicorn, per backend",
+}
+TABLES = (
+    ("Async, every contender", "async", ",.0f"),
+    ("Sync latency", "sync_latency", ".1f"),
+    ("Sync throughput", "sync_throughput", ",.0f"),
+    ("Sync client CPU", "sync_cpu", ".1f"),
+    ("End to end", "e2e", ",.0f"),
+    ("Sessions end to end", "sessions", ",.0f"),
+)
+
+
+def run_line(content: dict[str, Any]) -> str:
+    header = content["header"]
+    seconds = header.get("run_seconds", 0)
+    return (
+        f"These figures come from one run of `{header.get('command', 'tests/benchmarks/run.py')}` "
+        f"at commit {header['django_asyncredis_revision']}, started {header['date']}, "
+        f"which took {seconds // 60} min {seconds % 60} s."
+    )
+
+
+def machine(content: dict[str, Any]) -> str:
+    header, settings = content["header"], content["settings"]
+    packages = ", ".join(f"{name} {version}" for name, version in header["packages"].items())
+    return "\n".join(
+        [
+            f"- {header['python']} on {header['platform']}",
+            f"- CPU: {header['cpu']}, {header['cpu_count']} logical CPUs "
+            f"({header['usable_cpus']} usable), shared by the client, the server and, end to "
+            "end, uvicorn and the load generator",
+            f"- load average {header['load_average_at_start']} at the start, "
+            f"{header.get('load_average_at_end', '?')} at the end (1, 5, 15 min)",
+            f"- server: {header['server']} ({header['server_binary']}) at {header['server_url']}",
+            f"- packages: {packages}",
+            f"- parsers: redis-py {header['redis_py_parser']}, "
+            f"valkey-py {header['valkey_py_parser']}",
+            f"- micro-benchmarks: {settings['rounds']} rounds, {settings['duration']} s timed per "
+            f"contender and scenario after {settings['warmup']} s of warm-up, in "
+            f"{settings['slices']} slices; end to end and sessions: {settings['e2e_rounds']} "
+            f"rounds, {settings['e2e_duration']} s after {settings['e2e_warmup']} s, in "
+            f"{settings['e2e_slices']} slices, {settings['e2e_connections']} connections; "
+            f"CPU pinning: {settings['pin']}",
+        ]
+    )
+
+
+def server_limit(content: dict[str, Any]) -> str:
+    reference = content.get("server_reference", {})
+    if "skipped" in reference:
+        return f"Not measured: {reference['skipped']}."
+    lines = [
+        f"{reference['tool']}, `-c {reference['clients']} -P 1`, 100 B values, on the same "
+        "server after the micro-benchmarks:",
+        "",
+    ]
+    for command in ("GET", "SET"):
+        figures = reference.get(command)
+        if figures:
+            lines.append(
+                f"- {command}: {figures['ops_per_second']:,.0f} ops/s, p50 "
+                f"{figures['p50_ms']:.2f} ms, p99 {figures['p99_ms']:.2f} ms"
+            )
+    return "\n".join(lines)
+
+
+def results(content: dict[str, Any], charts: Sequence[Path], directory: Path) -> str:
+    """The generated results section: run, machine, targets, charts, every table.
+
+    Chart paths are relative to ``directory`` (where the Markdown file goes), so
+    the file reads right on GitHub and, with MyST's ``:relative-images:``, in Sphinx.
+    """
+    full = content["settings"].get("full", False)
+    parts = [
+        "<!-- Written by tests/benchmarks/run.py. Do not edit: rerun it. -->",
+        run_line(content),
+        *(
+            []
+            if full
+            else [
+                "**A partial or quick run:** not the published figures, and too short "
+                "to judge a target by."
+            ]
+        ),
+        "### Machine and versions",
+        machine(content),
+        "### The targets",
+        "Each target is a rule in `tests/benchmarks/run.py` (`RULES`), judged on the median "
+        f"of the per-round ratios; the range is their min{DASH}max over the rounds.",
+        targets(content),
+    ]
+    if charts:
+        parts.append("### Charts")
+        for chart in charts:
+            alt = CHARTS.get(chart.name, chart.stem)
+            parts.append(f"![{alt}]({Path(os.path.relpath(chart, directory)).as_posix()})")
+    for title, name, spec in TABLES:
+        text = table(content, name, spec)
+        if text:
+            caption = content["tables"][name]["title"]
+            parts.extend([f"### {title}", f"{caption}.", text])
+    parts.extend(["### The server's limit", server_limit(content)])
+    return "\n\n".join(parts) + "\n"
 
 
 def main(argv: list[str]) -> int:
