@@ -10,6 +10,7 @@ from typing import Any
 
 import django
 import pytest
+import redis
 from django.conf import settings
 
 from tests.servers import ServerProcess
@@ -52,6 +53,22 @@ def redis_server() -> Iterator[ServerProcess]:
     server = ServerProcess().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def own_server() -> Iterator[ServerProcess]:
+    """A server of this test's own, free to pause, kill and restart."""
+    server = ServerProcess().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def admin(own_server: ServerProcess) -> Iterator[redis.Redis]:
+    """A plain client of ``own_server``, to inspect and kill its connections."""
+    client = redis.Redis(port=own_server.port)
+    yield client
+    client.close()
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 
 def server_binary() -> str:
@@ -112,3 +113,8 @@ def running_server(extra_args: Sequence[str] = ()) -> Iterator[ServerProcess]:
         yield server
     finally:
         server.stop()
+
+
+def clients(admin: Any) -> int:
+    """Connections a server holds, not counting the inspecting client ``admin``."""
+    return len(admin.client_list()) - 1

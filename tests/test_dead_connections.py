@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,26 +22,7 @@ import redis.asyncio
 from django_asyncredis import ConnectionInterrupted, RedisCache, _config, _pools
 from django_asyncredis._config import DEFAULT_MAX_CONNECTIONS
 from django_asyncredis.errors import ReplyLostError
-from tests.servers import ServerProcess
-
-
-@pytest.fixture
-def own_server() -> Iterator[ServerProcess]:
-    server = ServerProcess().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def admin(own_server: ServerProcess) -> Iterator[redis.Redis]:
-    client = redis.Redis(port=own_server.port)
-    yield client
-    client.close()
-
-
-def clients(admin: redis.Redis) -> int:
-    """Connections the server holds, not counting the inspecting one."""
-    return len(admin.client_list()) - 1
+from tests.servers import ServerProcess, clients
 
 
 def shared_connections() -> int:

@@ -19,14 +19,6 @@ from django_asyncredis import ConnectionInterrupted, RedisCache, ServerTimeoutEr
 from tests.servers import ServerProcess
 
 
-@pytest.fixture
-def own_server() -> Iterator[ServerProcess]:
-    """A server of this test's own, free to pause, kill and restart."""
-    server = ServerProcess().start()
-    yield server
-    server.stop()
-
-
 @contextlib.contextmanager
 def paused(server: ServerProcess, seconds: float) -> Iterator[None]:
     """CLIENT PAUSE: the server reads commands but answers none for ``seconds``."""

@@ -15,33 +15,13 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Iterator
 
 import pytest
 import redis
 import redis.asyncio
 
 from django_asyncredis import RedisCache, _pools
-from tests.servers import ServerProcess
-
-
-@pytest.fixture
-def own_server() -> Iterator[ServerProcess]:
-    server = ServerProcess().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def admin(own_server: ServerProcess) -> Iterator[redis.Redis]:
-    client = redis.Redis(port=own_server.port)
-    yield client
-    client.close()
-
-
-def clients(admin: redis.Redis) -> int:
-    """Connections the server holds, not counting the inspecting one."""
-    return len(admin.client_list()) - 1
+from tests.servers import ServerProcess, clients
 
 
 def wait_for_clients(admin: redis.Redis, count: int, timeout: float = 5.0) -> int:

@@ -18,28 +18,9 @@ from django.core.exceptions import ImproperlyConfigured
 
 from django_asyncredis import RedisCache, ServerTimeoutError, _config, _multiplex
 from django_asyncredis.errors import ReplyLostError
-from tests.servers import ServerProcess
+from tests.servers import ServerProcess, clients
 
 MULTIPLEXED = {"OPTIONS": {"transport": "multiplexed"}}
-
-
-@pytest.fixture
-def own_server() -> Iterator[ServerProcess]:
-    server = ServerProcess().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def admin(own_server: ServerProcess) -> Iterator[redis.Redis]:
-    client = redis.Redis(port=own_server.port)
-    yield client
-    client.close()
-
-
-def clients(admin: redis.Redis) -> int:
-    """Connections the server holds, not counting the inspecting one."""
-    return len(admin.client_list()) - 1
 
 
 async def test_64_concurrent_calls_share_one_connection(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,13 +17,6 @@ from tests.servers import ServerProcess
 
 POOL_OF_2 = {"max_connections": 2, "transport": "pooled", "CLOSE_CONNECTION": True}
 CALLERS = 8
-
-
-@pytest.fixture
-def own_server() -> Iterator[ServerProcess]:
-    server = ServerProcess().start()
-    yield server
-    server.stop()
 
 
 def pause(server: ServerProcess, seconds: float) -> None:
