@@ -88,7 +88,7 @@ def deaf(near: RedisCache, monkeypatch: pytest.MonkeyPatch) -> None:
     """The listener ignores what the server sends: as if its invalidations were late."""
     listener = near._near._listener if near._near is not None else None
     assert listener is not None
-    monkeypatch.setattr(listener, "_handle", lambda message: None)
+    monkeypatch.setattr(listener, "_on_message", lambda message: None)
 
 
 class Writer:

@@ -289,17 +289,20 @@ class NearStore:
 
 
 class Listener(threading.Thread):
-    """The invalidation connection of one store, in a daemon thread."""
+    """The invalidation connection of one store, in a daemon thread.
+
+    Its own attributes avoid ``Thread``'s private names: Python 3.13's ``Thread``
+    keeps its OS handle in ``_handle``, which shadowed a method of that name."""
 
     def __init__(self, store: NearStore) -> None:
         super().__init__(name=f"asyncredis-near-cache {store.server}", daemon=True)
         self.store = store
         self.client_id: int | None = None
-        self._stopped = threading.Event()
+        self._stop_requested = threading.Event()
         self._connection: Any = None  # a redis.Connection (untyped methods)
 
     def stop(self) -> None:
-        self._stopped.set()
+        self._stop_requested.set()
         connection = self._connection
         if connection is not None:
             with contextlib.suppress(Exception):
@@ -307,7 +310,7 @@ class Listener(threading.Thread):
 
     def run(self) -> None:
         pause = RECONNECT_FIRST_PAUSE
-        while not self._stopped.is_set():
+        while not self._stop_requested.is_set():
             with contextlib.suppress(Exception):  # any failure means "reconnect"
                 self._serve()
             # Whatever ended the connection, invalidations may have been missed.
@@ -317,7 +320,7 @@ class Listener(threading.Thread):
             if connection is not None:
                 with contextlib.suppress(Exception):
                     connection.disconnect()
-            self._stopped.wait(pause)
+            self._stop_requested.wait(pause)
             pause = min(pause * 2, RECONNECT_MAX_PAUSE)
 
     def _serve(self) -> None:
@@ -330,18 +333,18 @@ class Listener(threading.Thread):
         connection.read_response()
         connection.send_command("SUBSCRIBE", INVALIDATE_CHANNEL)
         connection.read_response()
-        if self._stopped.is_set():
+        if self._stop_requested.is_set():
             return
         self.client_id = client_id
         # Tracking is on from here: nothing held before can be trusted; serve hits.
         self.store.flush(ready=True)
         heard = time.monotonic()
         pinged: float | None = None
-        while not self._stopped.is_set():
+        while not self._stop_requested.is_set():
             if connection.can_read(timeout=0.25):
                 message = connection.read_response()
                 heard, pinged = time.monotonic(), None
-                self._handle(message)
+                self._on_message(message)
                 continue
             now = time.monotonic()
             if pinged is not None and now - pinged > PING_DEADLINE:
@@ -350,7 +353,7 @@ class Listener(threading.Thread):
                 connection.send_command("PING")
                 pinged = now
 
-    def _handle(self, message: Any) -> None:
+    def _on_message(self, message: Any) -> None:
         if not isinstance(message, list) or len(message) < 3 or message[0] != b"message":
             return  # a PONG, or a subscription confirmation
         keys = message[2]
