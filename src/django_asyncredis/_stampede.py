@@ -42,6 +42,7 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import SynchronousOnlyOperation
@@ -272,6 +273,20 @@ def _take_off(call: Call) -> tuple[_Flight, bool]:
     return current, current is flight
 
 
+@contextlib.contextmanager
+def _landed_on_failure(call: Call, flight: _Flight) -> Iterator[None]:
+    """Settle ``flight`` if the block fails: its error reaches every waiter once; a
+    cancellation (any other BaseException) hands the work over, so none hangs."""
+    try:
+        yield
+    except Exception as exc:
+        _land(call, flight, error=exc)
+        raise
+    except BaseException:
+        _land(call, flight, error=_HandOff())
+        raise
+
+
 def _land(
     call: Call, flight: _Flight, value: Any = None, error: BaseException | None = None
 ) -> None:
@@ -402,16 +417,10 @@ async def _ashared(call: Call, core: AsyncCore) -> Any:
                 continue  # its computing caller was cancelled: one of us takes over
             except TimeoutError:
                 return await _acompute_miss(call, core)
-        try:
+        with _landed_on_failure(call, flight):
             value = await _arecheck(call, core)
             if value is _MISS:
                 value = await _acompute_miss(call, core)
-        except Exception as exc:
-            _land(call, flight, error=exc)
-            raise
-        except BaseException:  # cancelled: the waiters must not hang
-            _land(call, flight, error=_HandOff())
-            raise
         _land(call, flight, value)
         return value
 
@@ -430,17 +439,11 @@ def _shared(call: Call, adapter: SyncAdapter) -> Any:
                 continue
             except concurrent.futures.TimeoutError:
                 return _compute_miss(call, adapter)
-        try:
+        with _landed_on_failure(call, flight):
             value = adapter.run(read(call.codec, call.key, call.policy.framed), None)
             value = _MISS if value is None else value.value
             if value is _MISS:
                 value = _compute_miss(call, adapter)
-        except Exception as exc:
-            _land(call, flight, error=exc)
-            raise
-        except BaseException:
-            _land(call, flight, error=_HandOff())
-            raise
         _land(call, flight, value)
         return value
 
@@ -498,7 +501,7 @@ def _refresh_inline(call: Call, stale: Any, adapter: SyncAdapter) -> Any:
     if not computing:
         return stale
     token = uuid.uuid4().hex.encode()
-    try:
+    with _landed_on_failure(call, flight):
         if not adapter.run(claim(call.lock_key, token, call.lock_ms), False):
             _land(call, flight, error=_HandOff())
             return stale
@@ -506,12 +509,6 @@ def _refresh_inline(call: Call, stale: Any, adapter: SyncAdapter) -> Any:
             value = _computed(call, True, adapter)
         finally:
             adapter.run(release(call.lock_key, token), None)
-    except Exception as exc:
-        _land(call, flight, error=exc)
-        raise
-    except BaseException:
-        _land(call, flight, error=_HandOff())
-        raise
     _land(call, flight, value)
     return value
 
