@@ -245,11 +245,22 @@ def test_a_failure_reaches_every_waiter_once_and_is_not_cached(
     stored, and the next call computes again."""
     calls = 0
 
+    entered = threading.Semaphore(0)
+
     def failing() -> Any:
         nonlocal calls
         calls += 1
-        time.sleep(0.05)
+        # Fail only once every thread has called (a thread the OS starts late would
+        # otherwise arrive after the failure and rightly compute again), plus a
+        # moment for the last one to reach the flight.
+        for _ in range(50):
+            assert entered.acquire(timeout=10)
+        time.sleep(0.1)
         raise ValueError("backend down")
+
+    def call() -> Any:
+        entered.release()
+        return cache.get_or_set("hot", failing, 60)
 
     async def afailing() -> Any:
         nonlocal calls
@@ -258,7 +269,7 @@ def test_a_failure_reaches_every_waiter_once_and_is_not_cached(
         raise ValueError("backend down")
 
     if side == "sync":
-        results = _run_threads(50, lambda: cache.get_or_set("hot", failing, 60))
+        results = _run_threads(50, call)
     else:
 
         async def main() -> list[Any]:

@@ -1,7 +1,7 @@
 """Stats of a cache: calls, hits, misses, errors by kind and latency, per operation.
 
-Counted above the drivers: ``MeasuredCore`` and ``MeasuredSync`` are the async core
-and the sync adapter with their ``run``/``iterate`` timed, so each call of either
+Counted by the drivers themselves: ``AsyncCore`` and ``SyncAdapter`` carry a
+``Meter`` that they tell when a call begins and ends, so each call of either
 API is counted once, whatever topology runs it. The counters live in a
 process-wide registry keyed by the cache alias, not on the backend: Django builds
 a backend per async context under ASGI, and a counter on it would be thrown away
@@ -18,7 +18,6 @@ import threading
 import time
 import weakref
 from bisect import bisect_left
-from collections.abc import AsyncIterator, Iterator
 from typing import Any, Protocol, TypeVar
 
 from django_asyncredis import _otel
@@ -56,7 +55,6 @@ _MANY_READS = frozenset({"get_many"})
 #: core hands back the fallback and keeps the exception to itself).
 IGNORED = "ignored"
 
-_ABSENT: Any = object()
 _clock = time.perf_counter
 
 
@@ -148,35 +146,24 @@ class CacheStats:
         #: The sums at the last reset, subtracted from every read.
         self._baseline: _Tables = {"async": {}, "sync": {}}
 
-    def record(
-        self,
-        api: str,
-        name: str,
-        seconds: float,
-        hits: int,
-        misses: int,
-        error: str | None,
-    ) -> None:
-        """Count one call of operation ``name`` on ``api`` ("async" or "sync")."""
+    def counters(self, api: str, name: str) -> _Counters:
+        """This thread's counters of operation ``name`` on ``api`` ("async" or
+        "sync"), made on first use (``Meter.end`` finds them without this call)."""
         try:
-            table = self._local.shard.tables[api]
+            table: dict[str, _Counters] = self._local.shard.tables[api]
         except AttributeError:
             table = self._new_shard()[api]
         counters = table.get(name)
         if counters is None:
             with self._lock:  # readers iterate the table under the lock
                 counters = table[name] = _Counters()
-        counters.calls += 1
-        if hits:
-            counters.hits += hits
-        if misses:
-            counters.misses += misses
-        counters.seconds += seconds
-        counters.buckets[bisect_left(BUCKETS, seconds)] += 1
-        if error is not None:
-            errors = counters.errors
-            with self._lock:  # rare; a reader copies this dict under the lock
-                errors[error] = errors.get(error, 0) + 1
+        return counters
+
+    def count_error(self, counters: _Counters, kind: str) -> None:
+        """Count an error of ``kind`` on this thread's ``counters``."""
+        errors = counters.errors
+        with self._lock:  # rare; a reader copies this dict under the lock
+            errors[kind] = errors.get(kind, 0) + 1
 
     def _new_shard(self) -> _Tables:
         tables: _Tables = {"async": {}, "sync": {}}
@@ -313,129 +300,101 @@ def _requested(operation: Any) -> int | None:
     return len(frame.f_locals["keys"]) if frame is not None else None
 
 
-def _error_kind(exc: BaseException) -> str | None:
-    """The kind an error is counted under; None for a caller that stopped iterating
-    early (``GeneratorExit``), which is not an error."""
-    return None if isinstance(exc, GeneratorExit) else type(exc).__name__
+class Meter:
+    """Counts (and traces) the calls of one cache configuration's drivers.
 
+    The drivers call it themselves, ``begin`` before an operation's first step
+    and ``end`` or ``failed`` once it is over, rather than being wrapped: a
+    wrapper cost a coroutine frame per async call, most of the stats' cost.
+    Absent (None on the driver) when both STATS and OpenTelemetry are off.
+    """
 
-class MeasuredSync(SyncAdapter):
-    """The sync adapter, with each call counted in the cache's stats and traced."""
+    __slots__ = ("stats", "tracing")
 
-    __slots__ = ("_stats", "_tracing")
+    def __init__(self, stats: CacheStats, tracing: _otel.Tracing | None) -> None:
+        self.stats = stats
+        self.tracing = tracing
 
-    def __init__(
-        self, config: CacheConfig, stats: CacheStats, tracing: _otel.Tracing | None
-    ) -> None:
-        super().__init__(config)
-        self._stats = stats
-        self._tracing = tracing
-
-    def run(self, operation: Operation[T], fallback: Any = None) -> T:
+    def begin(self, operation: Operation[Any], api: str) -> Started:
+        """Start measuring a call of ``operation`` on ``api`` ("async" or "sync")."""
         name: str = operation.__name__  # type: ignore[attr-defined]  # a generator
         wanted = _requested(operation) if name in _MANY_READS else 0
-        span = self._tracing.start(name, "sync") if self._tracing is not None else None
-        error: str | None = None
+        tracing = self.tracing
+        span = tracing.start(name, api) if tracing is not None else None
+        return (_clock(), api, name, wanted, span)
+
+    def end(self, started: Started, result: Any, fallback: Any, error: str | None = None) -> None:
+        """The call returned ``result`` (``fallback`` is what a read returns on a miss).
+
+        Counts in place, without a call on the way when this thread has counted
+        the operation before: this runs once per cache call, and its cost is the
+        stats' cost (docs/benchmarks.md).
+        """
+        start, api, name, wanted, span = started
+        seconds = _clock() - start
+        stats = self.stats
+        try:
+            counters = stats._local.shard.tables[api][name]
+        except (AttributeError, KeyError):
+            counters = stats.counters(api, name)
+        counters.calls += 1
+        counters.seconds += seconds
+        counters.buckets[bisect_left(BUCKETS, seconds)] += 1
         hits = misses = 0
-        start = _clock()
-        try:
-            result = _sync_run(self, operation, _ABSENT)
-            if result is _ABSENT:
-                error, result = IGNORED, fallback
-            elif name in _SINGLE_READS:
-                hits, misses = (0, 1) if result is fallback else (1, 0)
-            elif name in _MANY_READS:
-                hits = len(result)  # type: ignore[arg-type]
-                misses = (wanted or hits) - hits
-            return result
-        except BaseException as exc:
-            error = _error_kind(exc)
-            raise
-        finally:
-            seconds = _clock() - start
-            self._stats.record("sync", name, seconds, hits, misses, error)
-            if span is not None:
-                span.end(seconds, hits, misses, error)
+        if error is not None:
+            stats.count_error(counters, error)
+        elif name in _SINGLE_READS:
+            if result is fallback:
+                misses = 1
+                counters.misses += 1
+            else:
+                hits = 1
+                counters.hits += 1
+        elif name in _MANY_READS:
+            hits = len(result)
+            misses = (wanted or hits) - hits
+            counters.hits += hits
+            counters.misses += misses
+        if span is not None:
+            span.end(seconds, hits, misses, error)
 
-    def iterate(self, operation: Operation[None]) -> Iterator[Any]:
-        name: str = operation.__name__  # type: ignore[attr-defined]  # a generator
-        error: str | None = None
-        start = _clock()
-        try:
-            yield from super().iterate(operation)
-        except BaseException as exc:
-            error = _error_kind(exc)
-            raise
-        finally:
-            self._stats.record("sync", name, _clock() - start, 0, 0, error)
+    def ignored(self, started: Started) -> None:
+        """Ignore-exceptions mode swallowed the call's failure (and gave its fallback)."""
+        self.end(started, None, None, IGNORED)
+
+    def failed(self, started: Started, exc: BaseException) -> None:
+        """The call raised ``exc`` (a caller that stopped iterating early is no error)."""
+        kind = None if isinstance(exc, GeneratorExit) else type(exc).__name__
+        self.end(started, None, None, kind)
 
 
-class MeasuredCore(AsyncCore):
-    """The async core, with each call counted in the cache's stats and traced."""
+#: What ``Meter.begin`` hands the driver: start time, api, operation name, keys
+#: wanted (``get_many``), span.
+Started = tuple[float, str, str, int | None, Any]
 
-    __slots__ = ("_stats", "_tracing")
-
-    def __init__(
-        self, config: CacheConfig, stats: CacheStats, tracing: _otel.Tracing | None
-    ) -> None:
-        super().__init__(config)
-        self._stats = stats
-        self._tracing = tracing
-
-    async def run(self, operation: Operation[T], fallback: Any = None) -> T:
-        name: str = operation.__name__  # type: ignore[attr-defined]  # a generator
-        wanted = _requested(operation) if name in _MANY_READS else 0
-        span = self._tracing.start(name, "async") if self._tracing is not None else None
-        error: str | None = None
-        hits = misses = 0
-        start = _clock()
-        try:
-            result = await _async_run(self, operation, _ABSENT)
-            if result is _ABSENT:
-                error, result = IGNORED, fallback
-            elif name in _SINGLE_READS:
-                hits, misses = (0, 1) if result is fallback else (1, 0)
-            elif name in _MANY_READS:
-                hits = len(result)  # type: ignore[arg-type]
-                misses = (wanted or hits) - hits
-            return result
-        except BaseException as exc:
-            error = _error_kind(exc)
-            raise
-        finally:
-            seconds = _clock() - start
-            self._stats.record("async", name, seconds, hits, misses, error)
-            if span is not None:
-                span.end(seconds, hits, misses, error)
-
-    async def iterate(self, operation: Operation[None]) -> AsyncIterator[Any]:
-        name: str = operation.__name__  # type: ignore[attr-defined]  # a generator
-        error: str | None = None
-        start = _clock()
-        try:
-            async for item in super().iterate(operation):
-                yield item
-        except BaseException as exc:
-            error = _error_kind(exc)
-            raise
-        finally:
-            self._stats.record("async", name, _clock() - start, 0, 0, error)
-
-
-_sync_run = SyncAdapter.run
-_async_run = AsyncCore.run
+#: config identity -> (config, tracing, its drivers): Django builds a backend per
+#: request under ASGI; the drivers hold nothing of a request, so they are shared.
+_drivers: dict[int, tuple[CacheConfig, Any, tuple[SyncAdapter, AsyncCore, CacheStats]]] = {}
 
 
 def drivers(config: CacheConfig) -> tuple[SyncAdapter, AsyncCore, CacheStats]:
     """The sync adapter and async core a backend uses: measured unless both STATS and
-    OpenTelemetry are off, in which case the plain ones, at no cost at all."""
+    OpenTelemetry are off, in which case they carry no meter, at no cost at all."""
     stats = stats_of(config)
     tracing = _otel.tracing_for(config, stats)
-    if not config.stats and tracing is None:
-        return SyncAdapter(config), AsyncCore(config), stats
-    if not config.stats:
-        stats = CacheStats(stats.alias, enabled=False)  # counted nowhere anyone reads
-    return MeasuredSync(config, stats, tracing), MeasuredCore(config, stats, tracing), stats
+    known = _drivers.get(id(config))
+    if known is not None and known[0] is config and known[1] is tracing:
+        return known[2]
+    meter: Meter | None = None
+    if config.stats or tracing is not None:
+        if not config.stats:
+            stats = CacheStats(stats.alias, enabled=False)  # counted nowhere anyone reads
+        meter = Meter(stats, tracing)
+    made = (SyncAdapter(config, meter), AsyncCore(config, meter), stats_of(config))
+    if len(_drivers) >= 256:
+        _drivers.clear()
+    _drivers[id(config)] = (config, tracing, made)
+    return made
 
 
 class PoolGauges(Protocol):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
 from redis.exceptions import AskError, ConnectionError, MovedError, ResponseError, TimeoutError
@@ -39,6 +39,9 @@ from django_asyncredis.errors import (
     raise_translated,
 )
 
+if TYPE_CHECKING:
+    from django_asyncredis._stats import Meter
+
 T = TypeVar("T")
 
 _CONNECTION_ARGS: tuple[str, ...] = ("_",) if SYNC_GET_CONNECTION_NEEDS_NAME else ()
@@ -52,10 +55,12 @@ class SyncAdapter:
     trip), ``time.sleep``, a fan-out sent node after node, and ``_pinned``.
     """
 
-    __slots__ = ("_config", "_single")
+    __slots__ = ("_config", "_meter", "_single")
 
-    def __init__(self, config: CacheConfig) -> None:
+    def __init__(self, config: CacheConfig, meter: Meter | None = None) -> None:
         self._config = config
+        #: Counts and traces each call (``_stats``); None when both are off.
+        self._meter = meter
         #: The one server of a plain configuration (no replicas, no topology):
         #: its commands skip the routing generator, the hot path of a cache.
         self._single: Server | None = (
@@ -65,6 +70,8 @@ class SyncAdapter:
     def run(self, operation: Operation[T], fallback: Any = None) -> T:
         """Run an operation to its result. In ignore-exceptions mode, a server that
         is down or slow gives ``fallback`` instead of an error."""
+        meter = self._meter
+        started: Any = meter.begin(operation, "sync") if meter is not None else None
         single = self._single
         try:
             request = operation.send(None)
@@ -84,15 +91,27 @@ class SyncAdapter:
                 else:
                     request = operation.send(reply)
         except StopIteration as stop:
+            if meter is not None:
+                meter.end(started, stop.value, fallback)
             return stop.value  # type: ignore[no-any-return]
         except ConnectionInterrupted as exc:
             if not self._config.ignore_exceptions:
+                if meter is not None:
+                    meter.failed(started, exc)
                 raise
             log_ignored(self._config, operation, exc)
+            if meter is not None:
+                meter.ignored(started)
             return fallback  # type: ignore[no-any-return]
+        except BaseException as exc:
+            if meter is not None:
+                meter.failed(started, exc)
+            raise
 
     def iterate(self, operation: Operation[None]) -> Iterator[Any]:
         """Run an operation that emits items, yielding them as they come."""
+        meter = self._meter
+        started: Any = meter.begin(operation, "sync") if meter is not None else None
         try:
             request = operation.send(None)
             while True:
@@ -107,11 +126,19 @@ class SyncAdapter:
                         continue
                 request = operation.send(reply)
         except StopIteration:
-            return
+            pass
         except ConnectionInterrupted as exc:
             if not self._config.ignore_exceptions:
+                if meter is not None:
+                    meter.failed(started, exc)
                 raise
             log_ignored(self._config, operation, exc)
+        except BaseException as exc:
+            if meter is not None:
+                meter.failed(started, exc)
+            raise
+        if meter is not None:
+            meter.end(started, None, None)
 
     def _step(self, request: Request) -> Any:
         if isinstance(request, Offload):
