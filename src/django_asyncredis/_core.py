@@ -81,7 +81,8 @@ class AsyncCore:
             request = operation.send(None)
             while True:
                 try:
-                    if type(request) is tuple and single is not None:
+                    kind = type(request)
+                    if single is not None and (kind is tuple or kind is Batch):
                         try:  # the common case, without a detour
                             pool = self._pool_of_single()
                             if self._multiplexed:
@@ -90,7 +91,7 @@ class AsyncCore:
                                 reply = await _send_pooled(pool, request)
                         except CONNECTION_ERRORS as exc:
                             raise_translated(exc, single)
-                    elif type(request) is tuple:
+                    elif kind is tuple:
                         reply = await self._execute(request)
                     else:
                         reply = await self._step(request)

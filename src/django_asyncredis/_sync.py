@@ -77,12 +77,13 @@ class SyncAdapter:
             request = operation.send(None)
             while True:
                 try:
-                    if type(request) is tuple and single is not None:
+                    kind = type(request)
+                    if single is not None and (kind is tuple or kind is Batch):
                         try:  # the common case, without a detour
                             reply = _send(single, request)
                         except CONNECTION_ERRORS as exc:
                             raise_translated(exc, single)
-                    elif type(request) is tuple:
+                    elif kind is tuple:
                         reply = self._execute(request)
                     else:
                         reply = self._step(request)
