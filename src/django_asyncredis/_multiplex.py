@@ -1,4 +1,5 @@
-"""The multiplexed transport: every concurrent caller on one connection per (loop, server).
+"""The multiplexed transport: every concurrent caller on one connection per (loop, server)
+(or a few: ``shared_connections``, see ``Multiplexer``).
 
 Why: with one pooled connection per concurrent caller, each command costs a pool
 checkout and its own write and read system calls, and 64 busy tasks hold 64
@@ -28,7 +29,6 @@ parsed by hiredis; without hiredis the pooled transport is used.
 from __future__ import annotations
 
 import asyncio
-import builtins
 import collections
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -69,6 +69,10 @@ FLUSH_BYTES = 256 * 1024
 #: Times a request that never reached the server (its connection failed before
 #: the write) is put on a new connection before the failure is reported.
 _UNSENT_ATTEMPTS = 3
+
+
+#: Seconds without a background opening after one failed.
+_GROW_BACKOFF = 1.0
 
 
 class NotSent(ConnectionError):
@@ -267,29 +271,105 @@ class SharedConnection(asyncio.Protocol):
 
 
 class Multiplexer:
-    """The shared connection of one pool (one server, one event loop), replaced when it fails."""
+    """The shared connections of one pool (one server, one event loop): up to the
+    server's ``shared_connections`` of them, each replaced when it fails.
+
+    With one (the default), ``current`` is that connection and a call's only cost
+    is reading it. With several, each call takes the usable connection with the
+    fewest callers waiting (``pick``); a further one is opened, in the background,
+    only when every open one has callers waiting, so a lightly used cache holds one
+    connection and a busy one grows to ``shared_connections``.
+    """
 
     def __init__(self, pool: Any) -> None:
         self._pool = pool
-        #: The connection in use, if any (maybe broken: check ``usable``).
+        self._limit: int = pool.server.shared_connections
+        #: With one shared connection: that connection, if any (maybe broken: check
+        #: ``usable``). With several: always None (a call asks ``pick``).
         self.current: SharedConnection | None = None
+        #: Every connection opened and not yet lost (usable, retiring or failing).
+        self._connections: list[SharedConnection] = []
+        #: The opening awaited by callers that found no usable connection.
         self._opening: asyncio.Future[SharedConnection] | None = None
+        #: Connections being opened now (awaited or in the background): they count
+        #: toward ``shared_connections`` before they are open.
+        self._pending = 0
+        #: The background openings (the loop holds tasks only weakly).
+        self._growing: set[asyncio.Future[SharedConnection]] = set()
+        #: Loop time before which no further connection is opened in the background:
+        #: one that failed (server down, ``maxclients``) is not retried on every call.
+        self._grow_after = 0.0
+        self._loop = asyncio.get_running_loop()
         self._closed = False
 
+    def pick(self) -> SharedConnection | None:
+        """The connection for the next call, without awaiting; None when none is
+        usable (then ``await connection()``). With several, the usable one with the
+        fewest callers waiting, the oldest on a tie (so light traffic stays on one
+        connection and keeps its writes coalesced)."""
+        if self._limit == 1:
+            current = self.current
+            return current if current is not None and current.usable else None
+        best: SharedConnection | None = None
+        fewest = 0
+        usable = 0
+        for connection in self._connections:
+            if connection.usable:
+                waiting = len(connection._waiting)
+                if best is None or waiting < fewest:
+                    best, fewest = connection, waiting
+                    if not waiting:
+                        return best  # an idle one: no need to grow
+                usable += 1
+        if (
+            best is not None
+            and usable + self._pending < self._limit
+            and not self._closed
+            and self._loop.time() >= self._grow_after
+        ):
+            # Every open connection has callers waiting: one more, without making
+            # this caller wait for it.
+            growing = self._start_opening()
+            self._growing.add(growing)
+            growing.add_done_callback(self._grown)
+        return best
+
     async def connection(self) -> SharedConnection:
+        """A usable connection, opening one (shared by every caller waiting for it)
+        when none is."""
         if self._closed:
             raise NotSent("The shared connection was closed.")
-        connection = self.current
-        if connection is not None and connection.usable:
-            return connection
+        picked = self.pick()
+        if picked is not None:
+            return picked
         if self._opening is None:
-            self._opening = asyncio.ensure_future(self._open())
+            self._opening = self._start_opening()
         try:
             # Shielded: a caller cancelled while the connection opens leaves it to the others.
-            return await asyncio.shield(self._opening)
+            opened = await asyncio.shield(self._opening)
         finally:
             if self._opening is not None and self._opening.done():
                 self._opening = None
+        # Every caller that waited resumes here: picked again, they spread (and the
+        # second one starts the next opening) instead of all landing on this one.
+        return self.pick() or opened
+
+    def _start_opening(self) -> asyncio.Future[SharedConnection]:
+        self._pending += 1
+        opening = asyncio.ensure_future(self._open())
+        opening.add_done_callback(self._opened)
+        return opening
+
+    def _opened(self, opening: asyncio.Future[SharedConnection]) -> None:
+        # A callback, not a ``finally``: a task cancelled before it started runs no code.
+        self._pending -= 1
+
+    def _grown(self, growing: asyncio.Future[SharedConnection]) -> None:
+        """A background opening ended: nobody awaits it, so its failure is dropped
+        here (the calls go on on the open connections; the next busy one retries)."""
+        self._growing.discard(growing)
+        if not growing.cancelled() and growing.exception() is not None:
+            self._grow_after = self._loop.time() + _GROW_BACKOFF
 
     async def _open(self) -> SharedConnection:
         redis_connection = await self._pool.open_unpooled()
@@ -298,31 +378,48 @@ class Multiplexer:
         connection = SharedConnection(
             asyncio.get_running_loop(), writer, self._pool.command_timeout
         )
-        connection.on_lost = self._count_closed
+        connection.on_lost = lambda: self._lost(connection)
         if self._closed:  # closed while it opened: its callers go to a pooled connection
             connection.abort(NotSent("The shared connection was closed."))
             raise NotSent("The shared connection was closed.")
-        self.current = connection
+        self._connections.append(connection)
+        if self._limit == 1:
+            self.current = connection
         return connection
 
-    async def aclose(self) -> None:
-        self._closed = True
-        connection, self.current = self.current, None
-        if connection is not None:
-            connection.retire()
-            try:
-                # Bounded: a server that stopped answering must not hold up a loop's end.
-                async with asyncio.timeout(self._pool.command_timeout):
-                    await asyncio.shield(connection.closed)
-            except builtins.TimeoutError:
-                connection.abort(ConnectionError("Closed: no reply within socket_timeout."))
-                await connection.closed
-
-    def _count_closed(self) -> None:
+    def _lost(self, connection: SharedConnection) -> None:
         self._pool.counts.closed_total += 1
+        if connection in self._connections:
+            self._connections.remove(connection)
 
-    def transport(self) -> Any:
-        return None if self.current is None else self.current._transport
+    async def aclose(self) -> None:
+        """Close every connection once its waiting callers have their replies,
+        all within one ``socket_timeout``."""
+        self._closed = True
+        self.current = None
+        connections = list(self._connections)
+        for connection in connections:
+            connection.retire()
+        if not connections:
+            return
+        # Bounded: a server that stopped answering must not hold up a loop's end.
+        _, stuck = await asyncio.wait(
+            [connection.closed for connection in connections],
+            timeout=self._pool.command_timeout,
+        )
+        if stuck:
+            for connection in connections:
+                if not connection.closed.done():
+                    connection.abort(ConnectionError("Closed: no reply within socket_timeout."))
+            await asyncio.wait(stuck)
+
+    def open_count(self) -> int:
+        """The shared connections open now (the pool's ``shared`` gauge)."""
+        return len(self._connections)
+
+    def transports(self) -> list[Any]:
+        """The open connections' transports (closed directly when the loop is gone)."""
+        return [connection._transport for connection in self._connections]
 
 
 def rides_shared(request: Any) -> bool:
@@ -375,9 +472,9 @@ async def send(pool: Any, request: Any, dedicated: Callable[[Any, Any], Awaitabl
             if pool.closed:  # closed under us: a connection closed after this request
                 return await dedicated(pool, request)
             multiplexer = pool.shared = Multiplexer(pool)
-        connection = multiplexer.current
+        connection = multiplexer.current  # one shared connection: nothing else to do
         if connection is None or not connection.usable:
-            connection = await multiplexer.connection()
+            connection = multiplexer.pick() or await multiplexer.connection()
         try:
             # socket_timeout: enforced by the connection (see SharedConnection._expire).
             reply = await connection.submit(packed, count).future
