@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -233,6 +234,33 @@ async def test_a_refused_further_connection_leaves_the_calls_on_the_open_one(
     for _ in range(20):
         results = await asyncio.gather(*(cache.aget("key") for _ in range(64)))
         assert results == ["value"] * 64
-        await asyncio.sleep(0.01)  # a background opening, if any, ends
     assert admin.info("stats")["rejected_connections"] == 2
     assert shared_gauge(cache) == 1
+
+
+def test_a_loop_closed_right_after_calls_leaves_no_opening_behind(
+    own_server: ServerProcess, admin: redis.Redis
+) -> None:
+    """10 Celery-style loops (closed without shutdown_asyncgens) that each end right
+    after 4 concurrent gets: every connection opening was awaited by a call, so none
+    is left pending in a closed loop; the next clean loop closes the last one's 3."""
+    cache = RedisCache(own_server.url, THREE)
+
+    async def use() -> None:
+        await cache.aset("key", "value")
+        # The gets find the first connection busy: 2 more open, and the loop ends.
+        assert await asyncio.gather(*(cache.aget("key") for _ in range(4))) == ["value"] * 4
+
+    for _ in range(10):
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(use())
+        finally:
+            loop.close()
+        assert clients(admin) == 3
+    asyncio.run(cache.aget("key"))
+    for _ in range(100):
+        if clients(admin) == 0:
+            break
+        time.sleep(0.01)
+    assert clients(admin) == 0

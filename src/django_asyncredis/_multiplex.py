@@ -71,7 +71,7 @@ FLUSH_BYTES = 256 * 1024
 _UNSENT_ATTEMPTS = 3
 
 
-#: Seconds without a background opening after one failed.
+#: Seconds without opening a further connection after one failed to open.
 _GROW_BACKOFF = 1.0
 
 
@@ -276,9 +276,9 @@ class Multiplexer:
 
     With one (the default), ``current`` is that connection and a call's only cost
     is reading it. With several, each call takes the usable connection with the
-    fewest callers waiting (``pick``); a further one is opened, in the background,
-    only when every open one has callers waiting, so a lightly used cache holds one
-    connection and a busy one grows to ``shared_connections``.
+    fewest callers waiting (``pick``); a further one is opened only when every
+    open one has callers waiting, so a lightly used cache holds one connection and
+    a busy one grows to ``shared_connections``.
     """
 
     def __init__(self, pool: Any) -> None:
@@ -289,27 +289,31 @@ class Multiplexer:
         self.current: SharedConnection | None = None
         #: Every connection opened and not yet lost (usable, retiring or failing).
         self._connections: list[SharedConnection] = []
-        #: The opening awaited by callers that found no usable connection.
+        #: The opening awaited by the callers that found no usable connection.
         self._opening: asyncio.Future[SharedConnection] | None = None
-        #: Connections being opened now (awaited or in the background): they count
-        #: toward ``shared_connections`` before they are open.
+        #: Connections being opened now: they count toward ``shared_connections``.
         self._pending = 0
-        #: The background openings (the loop holds tasks only weakly).
-        self._growing: set[asyncio.Future[SharedConnection]] = set()
-        #: Loop time before which no further connection is opened in the background:
-        #: one that failed (server down, ``maxclients``) is not retried on every call.
+        #: Loop time before which no further connection is opened: one that failed
+        #: to open (server down, ``maxclients``) is not tried again on every call.
         self._grow_after = 0.0
         self._loop = asyncio.get_running_loop()
         self._closed = False
 
     def pick(self) -> SharedConnection | None:
-        """The connection for the next call, without awaiting; None when none is
-        usable (then ``await connection()``). With several, the usable one with the
-        fewest callers waiting, the oldest on a tie (so light traffic stays on one
-        connection and keeps its writes coalesced)."""
+        """The connection for the next call, without awaiting; None when the call
+        must ``await connection()`` instead: no connection is usable, or (with
+        several) every one has callers waiting and a further one is due."""
         if self._limit == 1:
             current = self.current
             return current if current is not None and current.usable else None
+        best, grow = self._least_loaded()
+        return None if grow else best
+
+    def _least_loaded(self) -> tuple[SharedConnection | None, bool]:
+        """The usable connection with the fewest callers waiting, the oldest on a tie
+        (so light traffic stays on one, its writes coalesced); and whether a further
+        connection is due: every usable one has callers waiting, fewer than
+        ``shared_connections`` are open or opening, and none failed to open lately."""
         best: SharedConnection | None = None
         fewest = 0
         usable = 0
@@ -319,40 +323,49 @@ class Multiplexer:
                 if best is None or waiting < fewest:
                     best, fewest = connection, waiting
                     if not waiting:
-                        return best  # an idle one: no need to grow
+                        return best, False
                 usable += 1
-        if (
+        grow = (
             best is not None
             and usable + self._pending < self._limit
             and not self._closed
             and self._loop.time() >= self._grow_after
-        ):
-            # Every open connection has callers waiting: one more, without making
-            # this caller wait for it.
-            growing = self._start_opening()
-            self._growing.add(growing)
-            growing.add_done_callback(self._grown)
-        return best
+        )
+        return best, grow
 
     async def connection(self) -> SharedConnection:
-        """A usable connection, opening one (shared by every caller waiting for it)
-        when none is."""
+        """A usable connection: the one ``pick`` would give, else a new one.
+
+        With none usable, one opening is shared by every caller waiting for it.
+        With several allowed and all busy, this caller waits for a further one of
+        its own (the others go on on the busy ones): every opening is awaited by a
+        caller, so none is left pending when a loop stops running.
+        """
         if self._closed:
             raise NotSent("The shared connection was closed.")
-        picked = self.pick()
-        if picked is not None:
-            return picked
-        if self._opening is None:
-            self._opening = self._start_opening()
+        if self._limit == 1:
+            best, grow = self.pick(), False
+        else:
+            best, grow = self._least_loaded()
+        if best is not None and not grow:
+            return best
+        if best is None:
+            if self._opening is None:
+                self._opening = self._start_opening()
+            try:
+                # Shielded: a caller cancelled while it opens leaves it to the others.
+                opened = await asyncio.shield(self._opening)
+            finally:
+                if self._opening is not None and self._opening.done():
+                    self._opening = None
+            return opened
         try:
-            # Shielded: a caller cancelled while the connection opens leaves it to the others.
-            opened = await asyncio.shield(self._opening)
-        finally:
-            if self._opening is not None and self._opening.done():
-                self._opening = None
-        # Every caller that waited resumes here: picked again, they spread (and the
-        # second one starts the next opening) instead of all landing on this one.
-        return self.pick() or opened
+            return await asyncio.shield(self._start_opening())
+        except Exception:
+            # Not opened (refused, timed out): this call goes on a busy one, and no
+            # further connection is tried for a while.
+            self._grow_after = self._loop.time() + _GROW_BACKOFF
+            return best if best.usable else await self.connection()
 
     def _start_opening(self) -> asyncio.Future[SharedConnection]:
         self._pending += 1
@@ -363,13 +376,8 @@ class Multiplexer:
     def _opened(self, opening: asyncio.Future[SharedConnection]) -> None:
         # A callback, not a ``finally``: a task cancelled before it started runs no code.
         self._pending -= 1
-
-    def _grown(self, growing: asyncio.Future[SharedConnection]) -> None:
-        """A background opening ended: nobody awaits it, so its failure is dropped
-        here (the calls go on on the open connections; the next busy one retries)."""
-        self._growing.discard(growing)
-        if not growing.cancelled() and growing.exception() is not None:
-            self._grow_after = self._loop.time() + _GROW_BACKOFF
+        if not opening.cancelled():
+            opening.exception()  # retrieved: its caller may have been cancelled
 
     async def _open(self) -> SharedConnection:
         redis_connection = await self._pool.open_unpooled()

@@ -43,22 +43,19 @@ GETS = {64: 256, 256: 64}
 
 class RoundRobin(_multiplex.Multiplexer):
     """The other way to spread: each call takes the next usable connection in turn
-    (growing, as the real one, when the one it lands on has callers waiting)."""
+    (a further one opened, as by the real one, when the one it lands on is busy)."""
 
     def __init__(self, pool: Any) -> None:
         super().__init__(pool)
         self._turn = itertools.count()
 
-    def pick(self) -> _multiplex.SharedConnection | None:
+    def _least_loaded(self) -> tuple[_multiplex.SharedConnection | None, bool]:
         usable = [connection for connection in self._connections if connection.usable]
         if not usable:
-            return None
+            return None, False
         chosen = usable[next(self._turn) % len(usable)]
-        if chosen._waiting and len(usable) + self._pending < self._limit:
-            growing = self._start_opening()
-            self._growing.add(growing)
-            growing.add_done_callback(self._grown)
-        return chosen
+        grow = bool(chosen._waiting) and len(usable) + self._pending < self._limit
+        return chosen, grow
 
 
 #: name -> (shared_connections, how callers are spread)
