@@ -85,6 +85,25 @@ def _transport(name: str, value: Any) -> str:
     return str(value)
 
 
+#: The multiplexed transport's connections per (event loop, server) when OPTIONS
+#: do not say: one measured fastest on 2 cores (tests/benchmarks/shared_connections.py).
+DEFAULT_SHARED_CONNECTIONS = 1
+#: More is a pool, which the pooled transport already is.
+MAX_SHARED_CONNECTIONS = 8
+
+
+def _shared_connections(name: str, value: Any) -> int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 1 <= value <= MAX_SHARED_CONNECTIONS
+    ):
+        raise ImproperlyConfigured(
+            f"OPTIONS[{name!r}] must be an int from 1 to {MAX_SHARED_CONNECTIONS}."
+        )
+    return value
+
+
 def _boolean(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be True or False.")
@@ -145,6 +164,7 @@ POOL_OPTIONS: dict[str, Validator] = {
     "retry_on_timeout": _boolean,
     "retries": _retries,
     "transport": _transport,
+    "shared_connections": _shared_connections,
 }
 
 #: django-redis CLIENT_CLASS values that mean "the default client", which we are.
@@ -231,8 +251,10 @@ class Server:
     retry_on_timeout: bool
     parser: str  # "default" (hiredis when installed), "hiredis" or "python"
     sync_pool_class: type[Any] | None = field(default=None, compare=True)
-    #: The async transport: "multiplexed" (one shared connection, needs hiredis) or "pooled".
+    #: The async transport: "multiplexed" (shared connections, needs hiredis) or "pooled".
     transport: str = "pooled"
+    #: The multiplexed transport's connections per event loop (1 with "pooled").
+    shared_connections: int = 1
     #: The hash of the fields above, computed once: a server is looked up in the
     #: pool registries on every command, and hashing a dozen fields each time
     #: cost about a microsecond.
@@ -909,6 +931,7 @@ def _parse_location(location: Any, opts: _Options) -> _Location:
 def _build(where: _Location, opts: _Options, serializer: Serializer) -> CacheConfig:
     """The servers (each with its connection and pool settings), then the configuration."""
     pool = opts.pool
+    transport, shared_connections = _async_transport(pool)
 
     def server(url: _URL, settings: Mapping[str, Any]) -> Server:
         return Server(
@@ -921,7 +944,8 @@ def _build(where: _Location, opts: _Options, serializer: Serializer) -> CacheCon
             pool_timeout=pool["pool_timeout"],
             retries=pool["retries"],
             retry_on_timeout=pool["retry_on_timeout"],
-            transport=pool["transport"] if _multiplex_available() else "pooled",
+            transport=transport,
+            shared_connections=shared_connections,
             parser=opts.parser,
             sync_pool_class=where.sync_pool_class,
         )
@@ -973,6 +997,25 @@ def _build(where: _Location, opts: _Options, serializer: Serializer) -> CacheCon
         herd_timeout=_herd_timeout(opts),
         near_cache=_near_settings(opts, where),
     )
+
+
+def _async_transport(pool: Mapping[str, Any]) -> tuple[str, int]:
+    """The async transport and its shared connections per (loop, server).
+
+    ``shared_connections`` with ``transport: "pooled"`` is refused: it would
+    change nothing, and the user expects it to. Without hiredis the multiplexed
+    transport falls back to pooled, and the count with it (as ``transport`` is
+    not an error there, neither is its count)."""
+    transport = pool["transport"]
+    if "shared_connections" in pool and transport == "pooled":
+        raise ImproperlyConfigured(
+            "OPTIONS['shared_connections'] sets the multiplexed transport's connections: "
+            "it cannot be used with OPTIONS['transport'] 'pooled' (whose connections "
+            "are max_connections)."
+        )
+    if not _multiplex_available():
+        return "pooled", 1
+    return transport, pool.get("shared_connections", DEFAULT_SHARED_CONNECTIONS)
 
 
 def _stampede_number(name: str, value: Any) -> float | None:

@@ -1,4 +1,5 @@
-"""The multiplexed transport: every concurrent caller on one connection per (loop, server).
+"""The multiplexed transport: every concurrent caller on one connection per (loop, server)
+(or a few: ``shared_connections``, see ``Multiplexer``).
 
 Why: with one pooled connection per concurrent caller, each command costs a pool
 checkout and its own write and read system calls, and 64 busy tasks hold 64
@@ -28,7 +29,6 @@ parsed by hiredis; without hiredis the pooled transport is used.
 from __future__ import annotations
 
 import asyncio
-import builtins
 import collections
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -69,6 +69,10 @@ FLUSH_BYTES = 256 * 1024
 #: Times a request that never reached the server (its connection failed before
 #: the write) is put on a new connection before the failure is reported.
 _UNSENT_ATTEMPTS = 3
+
+
+#: Seconds without opening a further connection after one failed to open.
+_GROW_BACKOFF = 1.0
 
 
 class NotSent(ConnectionError):
@@ -267,29 +271,113 @@ class SharedConnection(asyncio.Protocol):
 
 
 class Multiplexer:
-    """The shared connection of one pool (one server, one event loop), replaced when it fails."""
+    """The shared connections of one pool (one server, one event loop): up to the
+    server's ``shared_connections`` of them, each replaced when it fails.
+
+    With one (the default), ``current`` is that connection and a call's only cost
+    is reading it. With several, each call takes the usable connection with the
+    fewest callers waiting (``pick``); a further one is opened only when every
+    open one has callers waiting, so a lightly used cache holds one connection and
+    a busy one grows to ``shared_connections``.
+    """
 
     def __init__(self, pool: Any) -> None:
         self._pool = pool
-        #: The connection in use, if any (maybe broken: check ``usable``).
+        self._limit: int = pool.server.shared_connections
+        #: With one shared connection: that connection, if any (maybe broken: check
+        #: ``usable``). With several: always None (a call asks ``pick``).
         self.current: SharedConnection | None = None
+        #: Every connection opened and not yet lost (usable, retiring or failing).
+        self._connections: list[SharedConnection] = []
+        #: The opening awaited by the callers that found no usable connection.
         self._opening: asyncio.Future[SharedConnection] | None = None
+        #: Connections being opened now: they count toward ``shared_connections``.
+        self._pending = 0
+        #: Loop time before which no further connection is opened: one that failed
+        #: to open (server down, ``maxclients``) is not tried again on every call.
+        self._grow_after = 0.0
+        self._loop = asyncio.get_running_loop()
         self._closed = False
 
+    def pick(self) -> SharedConnection | None:
+        """The connection for the next call, without awaiting; None when the call
+        must ``await connection()`` instead: no connection is usable, or (with
+        several) every one has callers waiting and a further one is due."""
+        if self._limit == 1:
+            current = self.current
+            return current if current is not None and current.usable else None
+        best, grow = self._least_loaded()
+        return None if grow else best
+
+    def _least_loaded(self) -> tuple[SharedConnection | None, bool]:
+        """The usable connection with the fewest callers waiting, the oldest on a tie
+        (so light traffic stays on one, its writes coalesced); and whether a further
+        connection is due: every usable one has callers waiting, fewer than
+        ``shared_connections`` are open or opening, and none failed to open lately."""
+        best: SharedConnection | None = None
+        fewest = 0
+        usable = 0
+        for connection in self._connections:
+            if connection.usable:
+                waiting = len(connection._waiting)
+                if best is None or waiting < fewest:
+                    best, fewest = connection, waiting
+                    if not waiting:
+                        return best, False
+                usable += 1
+        grow = (
+            best is not None
+            and usable + self._pending < self._limit
+            and not self._closed
+            and self._loop.time() >= self._grow_after
+        )
+        return best, grow
+
     async def connection(self) -> SharedConnection:
+        """A usable connection: the one ``pick`` would give, else a new one.
+
+        With none usable, one opening is shared by every caller waiting for it.
+        With several allowed and all busy, this caller waits for a further one of
+        its own (the others go on on the busy ones): every opening is awaited by a
+        caller, so none is left pending when a loop stops running.
+        """
         if self._closed:
             raise NotSent("The shared connection was closed.")
-        connection = self.current
-        if connection is not None and connection.usable:
-            return connection
-        if self._opening is None:
-            self._opening = asyncio.ensure_future(self._open())
+        if self._limit == 1:
+            best, grow = self.pick(), False
+        else:
+            best, grow = self._least_loaded()
+        if best is not None and not grow:
+            return best
+        if best is None:
+            if self._opening is None:
+                self._opening = self._start_opening()
+            try:
+                # Shielded: a caller cancelled while it opens leaves it to the others.
+                opened = await asyncio.shield(self._opening)
+            finally:
+                if self._opening is not None and self._opening.done():
+                    self._opening = None
+            return opened
         try:
-            # Shielded: a caller cancelled while the connection opens leaves it to the others.
-            return await asyncio.shield(self._opening)
-        finally:
-            if self._opening is not None and self._opening.done():
-                self._opening = None
+            return await asyncio.shield(self._start_opening())
+        except Exception:
+            # Not opened (refused, timed out): this call goes on a busy one, and no
+            # further connection is tried for a while.
+            self._grow_after = self._loop.time() + _GROW_BACKOFF
+            return best if best.usable else await self.connection()
+
+    def _start_opening(self) -> asyncio.Future[SharedConnection]:
+        self._pending += 1
+        opening = asyncio.ensure_future(self._open())
+        opening.add_done_callback(self._opened)
+        return opening
+
+    def _opened(self, opening: asyncio.Future[SharedConnection]) -> None:
+        # A callback, not a ``finally``: a task cancelled before it started runs no code.
+        self._pending -= 1
+        if not opening.cancelled():
+            opening.exception()  # retrieved: its caller may have been cancelled
 
     async def _open(self) -> SharedConnection:
         redis_connection = await self._pool.open_unpooled()
@@ -298,31 +386,48 @@ class Multiplexer:
         connection = SharedConnection(
             asyncio.get_running_loop(), writer, self._pool.command_timeout
         )
-        connection.on_lost = self._count_closed
+        connection.on_lost = lambda: self._lost(connection)
         if self._closed:  # closed while it opened: its callers go to a pooled connection
             connection.abort(NotSent("The shared connection was closed."))
             raise NotSent("The shared connection was closed.")
-        self.current = connection
+        self._connections.append(connection)
+        if self._limit == 1:
+            self.current = connection
         return connection
 
-    async def aclose(self) -> None:
-        self._closed = True
-        connection, self.current = self.current, None
-        if connection is not None:
-            connection.retire()
-            try:
-                # Bounded: a server that stopped answering must not hold up a loop's end.
-                async with asyncio.timeout(self._pool.command_timeout):
-                    await asyncio.shield(connection.closed)
-            except builtins.TimeoutError:
-                connection.abort(ConnectionError("Closed: no reply within socket_timeout."))
-                await connection.closed
-
-    def _count_closed(self) -> None:
+    def _lost(self, connection: SharedConnection) -> None:
         self._pool.counts.closed_total += 1
+        if connection in self._connections:
+            self._connections.remove(connection)
 
-    def transport(self) -> Any:
-        return None if self.current is None else self.current._transport
+    async def aclose(self) -> None:
+        """Close every connection once its waiting callers have their replies,
+        all within one ``socket_timeout``."""
+        self._closed = True
+        self.current = None
+        connections = list(self._connections)
+        for connection in connections:
+            connection.retire()
+        if not connections:
+            return
+        # Bounded: a server that stopped answering must not hold up a loop's end.
+        _, stuck = await asyncio.wait(
+            [connection.closed for connection in connections],
+            timeout=self._pool.command_timeout,
+        )
+        if stuck:
+            for connection in connections:
+                if not connection.closed.done():
+                    connection.abort(ConnectionError("Closed: no reply within socket_timeout."))
+            await asyncio.wait(stuck)
+
+    def open_count(self) -> int:
+        """The shared connections open now (the pool's ``shared`` gauge)."""
+        return len(self._connections)
+
+    def transports(self) -> list[Any]:
+        """The open connections' transports (closed directly when the loop is gone)."""
+        return [connection._transport for connection in self._connections]
 
 
 def rides_shared(request: Any) -> bool:
@@ -375,9 +480,9 @@ async def send(pool: Any, request: Any, dedicated: Callable[[Any, Any], Awaitabl
             if pool.closed:  # closed under us: a connection closed after this request
                 return await dedicated(pool, request)
             multiplexer = pool.shared = Multiplexer(pool)
-        connection = multiplexer.current
+        connection = multiplexer.current  # one shared connection: nothing else to do
         if connection is None or not connection.usable:
-            connection = await multiplexer.connection()
+            connection = multiplexer.pick() or await multiplexer.connection()
         try:
             # socket_timeout: enforced by the connection (see SharedConnection._expire).
             reply = await connection.submit(packed, count).future

@@ -135,7 +135,7 @@ class AsyncConnectionPool:
             collections.deque()
         )
         self._closed = False
-        #: The multiplexed transport's shared connection (``_multiplex``), if used.
+        #: The multiplexed transport's shared connections (``_multiplex.Multiplexer``), if used.
         self.shared: Any = None
 
     @property
@@ -264,14 +264,14 @@ class AsyncConnectionPool:
         for connection in idle:
             _close_abandoned(connection)
         shared, self.shared = self.shared, None
-        if shared is not None and shared.transport() is not None:
-            _close_abandoned_transport(shared.transport())
+        if shared is not None:
+            for transport in shared.transports():
+                _close_abandoned_transport(transport)
 
     def gauges(self) -> PoolGauges:
-        """A snapshot of this pool's gauges (the shared connection counted in use)."""
+        """A snapshot of this pool's gauges (the shared connections counted in use)."""
         idle = len(self._idle)
-        current = None if self.shared is None else self.shared.current
-        shared = 0 if current is None or current.closed.done() else 1
+        shared = 0 if self.shared is None else self.shared.open_count()
         return self.counts.gauges(
             self.server, self._opened - idle + shared, idle, len(self._waiters), shared
         )
@@ -311,8 +311,9 @@ class PoolCounts:
 class PoolGauges:
     """One pool's gauges at one instant (``_stats.PoolGauges``): connections in use
     and idle, callers waiting now, waits so far and their total time, connections
-    opened and closed so far. ``shared`` is the multiplexed transport's connection
-    (0 or 1, counted in ``in_use``); the sync pools have none."""
+    opened and closed so far. ``shared`` is the multiplexed transport's connections
+    open now (0 up to ``shared_connections``, counted in ``in_use``); the sync pools
+    have none."""
 
     api: str
     server: str
