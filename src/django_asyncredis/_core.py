@@ -75,7 +75,7 @@ class AsyncCore:
         """Run an operation to its result. In ignore-exceptions mode, a server that
         is down or slow gives ``fallback`` instead of an error."""
         meter = self._meter
-        started: Any = meter.begin(operation, "async") if meter is not None else None
+        started: Any = meter.begin(operation) if meter is not None else None
         single = self._single
         try:
             request = operation.send(None)
@@ -86,7 +86,18 @@ class AsyncCore:
                         try:  # the common case, without a detour
                             pool = self._pool_of_single()
                             if self._multiplexed:
-                                reply = await _multiplex.send(pool, request, _send_pooled)
+                                # A command put on the shared connection is awaited
+                                # right here, without a coroutine of its own; ``send``
+                                # otherwise, and to retry a failure by its rule.
+                                sent = _multiplex.submit_now(pool, request)
+                                try:
+                                    reply = await (
+                                        sent or _multiplex.send(pool, request, _send_pooled)
+                                    )
+                                except _multiplex.SEND_FAILURES as exc:
+                                    if sent is None:
+                                        raise
+                                    reply = await _multiplex.send(pool, request, _send_pooled, exc)
                             else:
                                 reply = await _send_pooled(pool, request)
                         except CONNECTION_ERRORS as exc:
@@ -132,7 +143,7 @@ class AsyncCore:
     async def iterate(self, operation: Operation[None]) -> AsyncIterator[Any]:
         """Run an operation that emits items, yielding them as they come."""
         meter = self._meter
-        started: Any = meter.begin(operation, "async") if meter is not None else None
+        started: Any = meter.begin(operation) if meter is not None else None
         try:
             request = operation.send(None)
             while True:

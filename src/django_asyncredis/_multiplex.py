@@ -457,12 +457,47 @@ def _pack(request: Any) -> bytes:
     return hiredis.pack_command(request)  # type: ignore[no-any-return]
 
 
-async def send(pool: Any, request: Any, dedicated: Callable[[Any, Any], Awaitable[Any]]) -> Any:
+#: How a request on the shared connection can fail (handled by ``send``'s retry rule).
+SEND_FAILURES = (ReplyOverdue, ConnectionError)
+
+
+def submit_now(pool: Any, request: Any) -> asyncio.Future[Any] | None:
+    """A single command put on the pool's shared connection at once: the future of
+    its reply. None when it must go through ``send`` instead (a ``Batch``, no usable
+    connection yet, a command that does not ride the shared connection, a large one).
+
+    The drivers' fast path: awaiting this future rather than ``send`` spares a
+    coroutine per call. A failure of the future is handed to ``send(...,
+    failed=exc)``, which applies the same retry rule as for its own attempts.
+    """
+    multiplexer: Multiplexer | None = pool.shared
+    if multiplexer is None or type(request) is not tuple:  # a Batch: ``send``
+        return None
+    connection = multiplexer.current  # one shared connection: nothing else to do
+    if connection is None or not connection.usable:
+        connection = multiplexer.pick()
+        if connection is None:
+            return None
+    if not _name_rides_shared(request[0]):
+        return None
+    packed = hiredis.pack_command(request)
+    if len(packed) > LARGE_REQUEST_BYTES:
+        return None
+    return connection.submit(packed, None).future
+
+
+async def send(
+    pool: Any,
+    request: Any,
+    dedicated: Callable[[Any, Any], Awaitable[Any]],
+    failed: Exception | None = None,
+) -> Any:
     """One round trip on the pool's shared connection, or on a dedicated one (see above).
 
     Failure rules are the pooled transport's (``_core._send``): a request that may
     have reached the server is sent again only if ``may_resend`` allows it, up to
-    ``retries``; one that was never written is put on a new connection.
+    ``retries``; one that was never written is put on a new connection. ``failed``:
+    how the request's first attempt (``submit_now``) failed, counted as one.
     """
     if type(request) is Batch and not request:
         return []
@@ -473,7 +508,9 @@ async def send(pool: Any, request: Any, dedicated: Callable[[Any, Any], Awaitabl
         return await dedicated(pool, request)
     server = pool.server
     count = len(request) if type(request) is Batch else None
-    attempt = unsent = 0
+    attempts = _Attempts()
+    if failed is not None:
+        attempts.failed(server, request, failed)
     while True:
         multiplexer: Multiplexer | None = pool.shared
         if multiplexer is None:
@@ -486,25 +523,37 @@ async def send(pool: Any, request: Any, dedicated: Callable[[Any, Any], Awaitabl
         try:
             # socket_timeout: enforced by the connection (see SharedConnection._expire).
             reply = await connection.submit(packed, count).future
-        except ReplyOverdue:
-            attempt += 1
-            timeout = TimeoutError(f"Timeout reading from {server}")
-            if not server.retry_on_timeout or attempt > server.retries or not may_resend(request):
-                raise_unanswered(server, request, timeout)
-            continue
-        except NotSent:
-            unsent += 1
-            if unsent >= _UNSENT_ATTEMPTS:
-                raise
-            continue
-        except ConnectionError as exc:
-            attempt += 1
-            if attempt > server.retries or not may_resend(request):
-                raise_unanswered(server, request, exc)
+        except SEND_FAILURES as exc:
+            attempts.failed(server, request, exc)
             continue
         if count is not None:
             _raise_batch_error(reply)
         return reply
+
+
+class _Attempts:
+    """The failed attempts of one request, and whether it may go again."""
+
+    __slots__ = ("sent", "unsent")
+
+    def __init__(self) -> None:
+        self.sent = 0  # attempts that may have reached the server
+        self.unsent = 0  # attempts whose connection failed before the write
+
+    def failed(self, server: Any, request: Any, exc: Exception) -> None:
+        """Count a failed attempt; raise if the request must not go again."""
+        if isinstance(exc, NotSent):
+            self.unsent += 1
+            if self.unsent >= _UNSENT_ATTEMPTS:
+                raise exc
+            return
+        self.sent += 1
+        if isinstance(exc, ReplyOverdue):
+            exc = TimeoutError(f"Timeout reading from {server}")
+            if not server.retry_on_timeout:
+                raise_unanswered(server, request, exc)
+        if self.sent > server.retries or not may_resend(request):
+            raise_unanswered(server, request, exc)
 
 
 def _raise_batch_error(replies: list[Any]) -> None:

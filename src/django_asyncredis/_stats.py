@@ -61,19 +61,23 @@ _clock = time.perf_counter
 class _Counters:
     """One operation on one API: how often, with what outcome, how fast."""
 
-    __slots__ = ("buckets", "calls", "errors", "hits", "misses", "seconds")
+    __slots__ = ("buckets", "errors", "hits", "misses", "seconds")
 
     def __init__(self) -> None:
-        self.calls = 0
         self.hits = 0
         self.misses = 0
         self.seconds = 0.0
         self.errors: dict[str, int] = {}
         self.buckets = [0] * (len(BUCKETS) + 1)
 
+    @property
+    def calls(self) -> int:
+        """Every call lands in one latency bucket: their sum is the call count (one
+        increment less per call)."""
+        return sum(self.buckets)
+
     def add(self, other: _Counters, sign: int = 1) -> None:
         """Add (or, with ``sign=-1``, subtract) another's counts to these."""
-        self.calls += sign * other.calls
         self.hits += sign * other.hits
         self.misses += sign * other.misses
         self.seconds += sign * other.seconds
@@ -309,19 +313,23 @@ class Meter:
     Absent (None on the driver) when both STATS and OpenTelemetry are off.
     """
 
-    __slots__ = ("stats", "tracing")
+    __slots__ = ("_local", "api", "stats", "tracing")
 
-    def __init__(self, stats: CacheStats, tracing: _otel.Tracing | None) -> None:
+    def __init__(self, stats: CacheStats, tracing: _otel.Tracing | None, api: str) -> None:
         self.stats = stats
         self.tracing = tracing
+        #: "async" or "sync": the API whose driver carries this meter.
+        self.api = api
+        self._local = stats._local
 
-    def begin(self, operation: Operation[Any], api: str) -> Started:
-        """Start measuring a call of ``operation`` on ``api`` ("async" or "sync")."""
+    def begin(self, operation: Operation[Any]) -> Started:
+        """Start measuring a call of ``operation``."""
         name: str = operation.__name__  # type: ignore[attr-defined]  # a generator
         wanted = _requested(operation) if name in _MANY_READS else 0
         tracing = self.tracing
-        span = tracing.start(name, api) if tracing is not None else None
-        return (_clock(), api, name, wanted, span)
+        if tracing is not None:
+            return (_clock(), name, wanted, tracing.start(name, self.api))
+        return (_clock(), name, wanted, None)
 
     def end(self, started: Started, result: Any, fallback: Any, error: str | None = None) -> None:
         """The call returned ``result`` (``fallback`` is what a read returns on a miss).
@@ -330,19 +338,17 @@ class Meter:
         the operation before: this runs once per cache call, and its cost is the
         stats' cost (docs/benchmarks.md).
         """
-        start, api, name, wanted, span = started
+        start, name, wanted, span = started
         seconds = _clock() - start
-        stats = self.stats
         try:
-            counters = stats._local.shard.tables[api][name]
+            counters = self._local.shard.tables[self.api][name]
         except (AttributeError, KeyError):
-            counters = stats.counters(api, name)
-        counters.calls += 1
+            counters = self.stats.counters(self.api, name)
         counters.seconds += seconds
         counters.buckets[bisect_left(BUCKETS, seconds)] += 1
         hits = misses = 0
         if error is not None:
-            stats.count_error(counters, error)
+            self.stats.count_error(counters, error)
         elif name in _SINGLE_READS:
             if result is fallback:
                 misses = 1
@@ -368,9 +374,9 @@ class Meter:
         self.end(started, None, None, kind)
 
 
-#: What ``Meter.begin`` hands the driver: start time, api, operation name, keys
-#: wanted (``get_many``), span.
-Started = tuple[float, str, str, int | None, Any]
+#: What ``Meter.begin`` hands the driver: start time, operation name, keys wanted
+#: (``get_many``), span.
+Started = tuple[float, str, int | None, Any]
 
 #: config identity -> (config, tracing, its drivers): Django builds a backend per
 #: request under ASGI; the drivers hold nothing of a request, so they are shared.
@@ -385,12 +391,12 @@ def drivers(config: CacheConfig) -> tuple[SyncAdapter, AsyncCore, CacheStats]:
     known = _drivers.get(id(config))
     if known is not None and known[0] is config and known[1] is tracing:
         return known[2]
-    meter: Meter | None = None
-    if config.stats or tracing is not None:
-        if not config.stats:
-            stats = CacheStats(stats.alias, enabled=False)  # counted nowhere anyone reads
-        meter = Meter(stats, tracing)
-    made = (SyncAdapter(config, meter), AsyncCore(config, meter), stats_of(config))
+    meter_needed = config.stats or tracing is not None
+    if not config.stats:
+        stats = CacheStats(stats.alias, enabled=False)  # counted nowhere anyone reads
+    sync_meter = Meter(stats, tracing, "sync") if meter_needed else None
+    async_meter = Meter(stats, tracing, "async") if meter_needed else None
+    made = (SyncAdapter(config, sync_meter), AsyncCore(config, async_meter), stats_of(config))
     if len(_drivers) >= 256:
         _drivers.clear()
     _drivers[id(config)] = (config, tracing, made)

@@ -71,7 +71,7 @@ class SyncAdapter:
         """Run an operation to its result. In ignore-exceptions mode, a server that
         is down or slow gives ``fallback`` instead of an error."""
         meter = self._meter
-        started: Any = meter.begin(operation, "sync") if meter is not None else None
+        started: Any = meter.begin(operation) if meter is not None else None
         single = self._single
         try:
             request = operation.send(None)
@@ -112,7 +112,7 @@ class SyncAdapter:
     def iterate(self, operation: Operation[None]) -> Iterator[Any]:
         """Run an operation that emits items, yielding them as they come."""
         meter = self._meter
-        started: Any = meter.begin(operation, "sync") if meter is not None else None
+        started: Any = meter.begin(operation) if meter is not None else None
         try:
             request = operation.send(None)
             while True:
