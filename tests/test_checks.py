@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
@@ -225,6 +226,31 @@ async def test_a_misconfigured_cache_raises_its_error_on_each_async_call(
         with pytest.raises(ImproperlyConfigured) as caught:
             await call()
         assert str(caught.value) == UNKNOWN
+
+
+async def test_every_public_member_of_a_misconfigured_cache_raises(misconfigured: Any) -> None:
+    """Each method and property of RedisCache, sync or async (awaited), raises the
+    settings error: none returns as if the cache worked. close/aclose excepted."""
+    names = [
+        name
+        for name in dir(RedisCache)
+        if not name.startswith("_")
+        and name not in {"close", "aclose"}
+        and (callable(getattr(RedisCache, name)) or isinstance(getattr(RedisCache, name), property))
+    ]
+    assert len(names) > 100  # the whole API, both halves
+
+    async def outcome(name: str) -> str:
+        """The error ``cache.<name>()`` raised (awaited when it is a coroutine)."""
+        try:
+            result = getattr(misconfigured, name)()
+            if inspect.isawaitable(result):
+                await result
+        except ImproperlyConfigured as exc:
+            return str(exc)
+        return "returned"
+
+    assert {name: await outcome(name) for name in names} == dict.fromkeys(names, UNKNOWN)
 
 
 async def test_closing_a_misconfigured_cache_is_quiet(misconfigured: Any) -> None:
