@@ -168,6 +168,6 @@ def tests_cluster(session: nox.Session) -> None:
         "-p",
         "no:cacheprovider",
         "--override-ini",
-        "addopts=-ra --strict-markers --strict-config -p no:valkey",
+        "addopts=-ra --strict-markers --strict-config -p no:valkey -p no:ddtrace",
         *session.posargs,
     )

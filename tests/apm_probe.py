@@ -2,8 +2,8 @@
 
 Each tool patches Django or redis-py process-wide, so each probe runs in a child
 process of its own (tests/test_apm.py). It makes one sync ``get``, one async
-``aget`` and one raw-client ``ping`` (``get_redis_connection``), and prints as
-JSON what the tool recorded.
+``aget`` (the ddtrace probes also a ``set`` and an ``aset``) and one raw-client
+``ping`` (``get_redis_connection``), and prints as JSON what the tool recorded.
 """
 
 from __future__ import annotations
@@ -162,6 +162,82 @@ def otel_redis(url: str) -> dict[str, Any]:
     return {"spans": [[span.instrumentation_scope.name, span.name] for span in spans]}
 
 
+def both_apis() -> None:
+    """A sync get and set, an async aget and aset, a raw-client ping."""
+    from django.core.cache import caches
+
+    from django_asyncredis import get_redis_connection
+
+    cache = caches["default"]
+    cache.get("probe:sync")
+    cache.set("probe:sync", 1)
+
+    async def async_calls() -> None:
+        await cache.aget("probe:async")
+        await cache.aset("probe:async", 1)
+
+    asyncio.run(async_calls())
+    get_redis_connection("default").ping()
+
+
+#: ddtrace kept quiet: no agent (traces are dropped by the probe's filter once
+#: read), no telemetry, remote configuration or crash tracker.
+DDTRACE_QUIET = {
+    "DD_TRACE_AGENT_URL": "http://127.0.0.1:9",
+    "DD_INSTRUMENTATION_TELEMETRY_ENABLED": "false",
+    "DD_REMOTE_CONFIGURATION_ENABLED": "false",
+    "DD_CRASHTRACKING_ENABLED": "false",
+}
+
+
+def ddtrace_spans(url: str, **env: str) -> dict[str, Any]:
+    """``import ddtrace.auto`` (what ``ddtrace-run`` does: every integration patched,
+    Django's and redis's among them) with ``env``; the spans of one trace around
+    ``both_apis``, read by a TraceFilter: [name, resource, component, cache.api]."""
+    import os
+
+    os.environ.update({**DDTRACE_QUIET, **env})
+    import ddtrace.auto  # noqa: F401
+    from ddtrace.trace import TraceFilter, tracer
+
+    finished: list[Any] = []
+
+    class Keep(TraceFilter):
+        def process_trace(self, trace: list[Any]) -> None:
+            """Keep the spans; returning None drops the trace: nothing is sent."""
+            finished.extend(trace)
+
+    tracer.configure(trace_processors=[Keep()])
+    configure(url)
+    with tracer.trace("probe"):
+        both_apis()
+    tracer.flush()
+    (root,) = (span for span in finished if span.name == "probe")
+    return {
+        "spans": [
+            [span.name, span.resource, span.get_tag("component"), span.get_tag("cache.api")]
+            for span in finished
+            if span is not root
+        ],
+        "one_trace": all(span.trace_id == root.trace_id for span in finished),
+    }
+
+
+def ddtrace_default(url: str) -> dict[str, Any]:
+    """ddtrace as installed: its Django integration's cache tracing is off by default."""
+    return ddtrace_spans(url)
+
+
+def ddtrace_caches(url: str) -> dict[str, Any]:
+    """ddtrace with its Django cache tracing on (``DD_DJANGO_INSTRUMENT_CACHES``)."""
+    return ddtrace_spans(url, DD_DJANGO_INSTRUMENT_CACHES="true")
+
+
+def ddtrace_otel(url: str) -> dict[str, Any]:
+    """ddtrace receiving OpenTelemetry API spans (``DD_TRACE_OTEL_ENABLED``): ours."""
+    return ddtrace_spans(url, DD_DJANGO_INSTRUMENT_CACHES="true", DD_TRACE_OTEL_ENABLED="true")
+
+
 if __name__ == "__main__":
     tool, location = sys.argv[1], sys.argv[2]
     probes = {
@@ -169,5 +245,8 @@ if __name__ == "__main__":
         "sentry_otel": sentry_otel,
         "debug_toolbar": debug_toolbar,
         "otel_redis": otel_redis,
+        "ddtrace_default": ddtrace_default,
+        "ddtrace_caches": ddtrace_caches,
+        "ddtrace_otel": ddtrace_otel,
     }
     print(json.dumps(probes[tool](location)))

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import inspect
+import json
+import os
+import re
+import subprocess
 import sys
+from collections.abc import Iterator
 from io import StringIO
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.cache import caches
 from django.core.checks import run_checks
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
+from django_asyncredis import RedisCache, get_redis_connection
 from tests.servers import ServerProcess
 
 BACKEND = "django_asyncredis.RedisCache"
@@ -74,17 +84,223 @@ def test_the_check_command_reports_bad_settings_with_the_tag() -> None:
         call_command("check", "--tag", "asyncredis", stdout=StringIO(), stderr=StringIO())
 
 
-def test_plain_check_stops_at_djangos_own_cache_check() -> None:
-    """Without the tag, Django's caches.W003 check builds the cache and raises first
-    (documented in docs/observability.md; this test says when Django changes that)."""
-    from django.core.exceptions import ImproperlyConfigured
+LZ4 = "django_asyncredis.compressors.lz4.Lz4Compressor"
+#: Each kind of bad setting: (the cache's settings, modules made unimportable, the message).
+BAD: dict[str, tuple[dict[str, Any], tuple[str, ...], str]] = {
+    "unknown-option": (
+        {"OPTIONS": {"no_such_option": 1}},
+        (),
+        "Unknown cache option 'no_such_option'.",
+    ),
+    "bad-type": (
+        {"OPTIONS": {"socket_timeout": "soon"}},
+        (),
+        "OPTIONS['socket_timeout'] must be a number >= 0 or None.",
+    ),
+    "serializer": (
+        {"OPTIONS": {"SERIALIZER": "no.such.Serializer"}},
+        (),
+        "OPTIONS['SERIALIZER'] cannot be imported: No module named 'no'",
+    ),
+    "compressor": (
+        {"OPTIONS": {"COMPRESSOR": "no.such.Compressor"}},
+        (),
+        "OPTIONS['COMPRESSOR'] cannot be imported: No module named 'no'",
+    ),
+    "bad-url": (
+        {"LOCATION": "http://127.0.0.1:6379"},
+        (),
+        "LOCATION scheme must be redis://, rediss://, unix://, redis+cluster:// or "
+        "redis+sentinel://, not 'http'.",
+    ),
+    "missing-extra": (
+        {"OPTIONS": {"COMPRESSOR": LZ4}},
+        ("lz4", "lz4.frame"),
+        "OPTIONS['COMPRESSOR'] cannot be imported: import of lz4.frame halted",
+    ),
+}
+ROOT = Path(__file__).resolve().parent.parent
 
-    caches = {"default": {"BACKEND": BACKEND, "OPTIONS": {"no_such_option": 1}}}
+
+def message_ids(output: str) -> list[str]:
+    """The ids of the messages ``manage.py check`` printed, in order."""
+    return re.findall(r"\(([a-z_]+\.[A-Z]\d{3})\)", output)
+
+
+def plain_check(settings: dict[str, Any]) -> str:
+    """What a plain ``manage.py check`` (no tag) says for one cache with these settings."""
+    caches = {"default": {"BACKEND": BACKEND, **settings}}
+    with override_settings(CACHES=caches):
+        try:
+            call_command("check", stdout=StringIO(), stderr=StringIO())
+        except SystemCheckError as exc:
+            return str(exc)
+    return "no error"
+
+
+@pytest.mark.parametrize("kind", BAD)
+def test_plain_check_reports_each_bad_setting_as_e001(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``manage.py check`` without a tag reports E001 with the alias and the message,
+    although Django's own cache checks build the cache first."""
+    settings, missing, message = BAD[kind]
+    for module in missing:
+        monkeypatch.setitem(sys.modules, module, None)
+    monkeypatch.delitem(sys.modules, "django_asyncredis.compressors.lz4", raising=False)
+    output = plain_check(settings)
+    # The test project's own models.W042 aside: the cache messages, ours and Django's.
+    cache_ids = [id_ for id_ in message_ids(output) if not id_.startswith("models.")]
+    assert cache_ids == ["django_asyncredis.E001"]
+    assert f"(django_asyncredis.E001) CACHES['default']: {message}" in output
+
+
+def manage_py_check(settings: dict[str, Any], missing: tuple[str, ...] = ()) -> Any:
+    """``python -m django check`` in a child process, on tests/check_settings.py."""
+    env = {**os.environ, "CHECK_CACHE": json.dumps(settings), "CHECK_MISSING": ",".join(missing)}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    return subprocess.run(
+        [sys.executable, "-m", "django", "check", "--settings=tests.check_settings"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("kind", BAD)
+def test_manage_py_check_exits_1_with_e001_and_no_traceback(kind: str) -> None:
+    """The command line: exit status 1, our E001 and its message, no traceback."""
+    settings, missing, message = BAD[kind]
+    done = manage_py_check(settings, missing)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert message_ids(done.stderr) == ["django_asyncredis.E001"]
+    assert f"(django_asyncredis.E001) CACHES['default']: {message}" in done.stderr
+
+
+def test_manage_py_check_passes_good_settings() -> None:
+    """The same project with good settings: exit status 0, no message."""
+    done = manage_py_check({"LOCATION": LOCAL})
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == "System check identified no issues (0 silenced).\n"
+
+
+@pytest.fixture
+def misconfigured() -> Iterator[Any]:
+    """``caches["default"]`` with an unknown option, as the checks see it."""
+    caches_setting = {"default": {"BACKEND": BACKEND, "OPTIONS": {"no_such_option": 1}}}
+    with override_settings(CACHES=caches_setting):
+        yield caches["default"]
+
+
+UNKNOWN = "Unknown cache option 'no_such_option'."
+
+
+def test_a_misconfigured_cache_raises_its_error_on_each_sync_call(misconfigured: Any) -> None:
+    """Building it did not raise; every call does, the same error each time."""
+    for call in (
+        lambda: misconfigured.get("k"),
+        lambda: misconfigured.set("k", 1),
+        lambda: misconfigured.get("k"),
+        lambda: misconfigured.stats,
+        lambda: misconfigured.lock("k"),
+    ):
+        with pytest.raises(ImproperlyConfigured) as caught:
+            call()
+        assert str(caught.value) == UNKNOWN
+
+
+async def test_a_misconfigured_cache_raises_its_error_on_each_async_call(
+    misconfigured: Any,
+) -> None:
+    """The async API raises it when awaited, every time."""
+    for call in (
+        lambda: misconfigured.aget("k"),
+        lambda: misconfigured.aset("k", 1),
+        lambda: misconfigured.aget("k"),
+        lambda: misconfigured.aget_or_set("k", 1),
+    ):
+        with pytest.raises(ImproperlyConfigured) as caught:
+            await call()
+        assert str(caught.value) == UNKNOWN
+
+
+async def test_every_public_member_of_a_misconfigured_cache_raises(misconfigured: Any) -> None:
+    """Each method and property of RedisCache, sync or async (awaited), raises the
+    settings error: none returns as if the cache worked. close/aclose excepted."""
+    names = [
+        name
+        for name in dir(RedisCache)
+        if not name.startswith("_")
+        and name not in {"close", "aclose"}
+        and (callable(getattr(RedisCache, name)) or isinstance(getattr(RedisCache, name), property))
+    ]
+    assert len(names) > 100  # the whole API, both halves
+
+    async def outcome(name: str) -> str:
+        """The error ``cache.<name>()`` raised (awaited when it is a coroutine)."""
+        try:
+            result = getattr(misconfigured, name)()
+            if inspect.isawaitable(result):
+                await result
+        except ImproperlyConfigured as exc:
+            return str(exc)
+        return "returned"
+
+    assert {name: await outcome(name) for name in names} == dict.fromkeys(names, UNKNOWN)
+
+
+async def test_closing_a_misconfigured_cache_is_quiet(misconfigured: Any) -> None:
+    """Django closes every cache after each request: nothing was opened, nothing raises."""
+    misconfigured.close()
+    await misconfigured.aclose()
+
+
+def test_a_misconfigured_cache_is_still_a_redis_cache(misconfigured: Any) -> None:
+    """isinstance checks keep working, and the repr says what is wrong."""
+    assert isinstance(misconfigured, RedisCache)
+    assert repr(misconfigured) == f"<MisconfiguredCache: {UNKNOWN}>"
+
+
+def test_what_reaches_a_built_caches_internals_raises_its_error_too(misconfigured: Any) -> None:
+    """get_redis_connection, the sessions engine and the command read attributes only a
+    built cache has: they raise the settings error, not an AttributeError about them."""
+    from django_asyncredis.sessions import SessionStore
+
+    for call in (
+        lambda: get_redis_connection("default"),
+        lambda: SessionStore("a" * 32).load(),
+        lambda: call_command("asyncredis", "ping", stdout=StringIO()),
+    ):
+        with pytest.raises(ImproperlyConfigured) as caught:
+            call()
+        assert str(caught.value) == UNKNOWN
+
+
+def test_instrumentations_can_still_mark_a_misconfigured_cache(misconfigured: Any) -> None:
+    """hasattr/getattr with a default (how Sentry and the debug toolbar tell a cache
+    they patched) answer "not there", and attributes set on it stay."""
+    assert not hasattr(misconfigured, "_sentry_patched")
+    assert getattr(misconfigured, "_djdt_patched", None) is None
+    misconfigured._sentry_patched = True
+    assert misconfigured._sentry_patched is True
+
+
+def test_good_settings_build_the_real_backend() -> None:
+    """Only bad settings give the refusing cache."""
+    assert type(RedisCache(LOCAL, {})) is RedisCache
+
+
+def test_without_the_app_building_the_cache_raises_as_before() -> None:
+    """No app, no check to report the error: building the cache raises it at once."""
     with (
-        override_settings(CACHES=caches),
+        override_settings(INSTALLED_APPS=["django.contrib.contenttypes"]),
         pytest.raises(ImproperlyConfigured, match="no_such_option"),
     ):
-        call_command("check", stdout=StringIO(), stderr=StringIO())
+        RedisCache(LOCAL, {"OPTIONS": {"no_such_option": 1}})
 
 
 def test_a_local_cache_passes_the_deploy_checks() -> None:

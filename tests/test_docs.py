@@ -9,7 +9,7 @@ One test per fenced block of README.md and docs/*.md:
   its result, which is checked: ``cache.incr("n")  # 2``. In the literal, ``...``
   (or ``{...}``) matches anything. Comments that are not literals are prose.
 - Settings the block assigns are validated: every ``CACHES`` alias is built as
-  Django builds it (an unknown or ill-typed option raises ImproperlyConfigured),
+  Django builds it (an unknown or ill-typed option fails the test),
   ``MIDDLEWARE`` entries and ``SESSION_ENGINE`` are imported, and any other
   upper-case name must be a Django setting or one of ours.
 - Every function the block defines is called: one without required parameters
@@ -51,6 +51,7 @@ from django.http.response import HttpResponseBase
 from django.test import AsyncRequestFactory, RequestFactory, override_settings
 from django.utils.module_loading import import_string
 
+from django_asyncredis._misconfigured import MisconfiguredCache
 from tests.servers import ServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -307,8 +308,10 @@ def check_settings(tree: ast.Module, ns: dict[str, Any]) -> None:
         if name == "CACHES":
             handler = CacheHandler(value)
             for alias in value:
-                # Building the backend parses and validates its options.
-                assert handler[alias] is not None
+                # Building the backend parses and validates its options; bad ones give
+                # a MisconfiguredCache (the app is installed), whose repr says why.
+                built = handler[alias]
+                assert not isinstance(built, MisconfiguredCache), repr(built)
             handler.close_all()
         elif name == "MIDDLEWARE":
             for path in value:

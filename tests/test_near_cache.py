@@ -531,7 +531,7 @@ def test_near_cache_stats_is_none_without_the_option(cache: Any) -> None:
 def test_bad_near_cache_options_are_refused(options: dict[str, Any], message: str) -> None:
     """Each bad NEAR_CACHE setting names itself."""
     with pytest.raises(ImproperlyConfigured, match=message):
-        RedisCache("redis://127.0.0.1:1", {"OPTIONS": options})
+        RedisCache("redis://127.0.0.1:1", {"OPTIONS": options}).get("k")
 
 
 @pytest.mark.parametrize(
@@ -544,7 +544,7 @@ def test_bad_near_cache_options_are_refused(options: dict[str, Any], message: st
 def test_near_cache_is_refused_on_cluster_and_sentinel(location: str) -> None:
     """Cluster and Sentinel are refused: no per-node invalidation streams yet."""
     with pytest.raises(ImproperlyConfigured, match="NEAR_CACHE is not supported"):
-        RedisCache(location, {"OPTIONS": {"NEAR_CACHE": True}})
+        RedisCache(location, {"OPTIONS": {"NEAR_CACHE": True}}).get("k")
 
 
 def test_near_cache_is_refused_on_shards() -> None:
@@ -558,7 +558,7 @@ def test_near_cache_is_refused_on_shards() -> None:
                     "CLIENT_CLASS": "django_redis.client.ShardClient",
                 }
             },
-        )
+        ).get("k")
 
 
 def test_options_take_both_spellings() -> None:

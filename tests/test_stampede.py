@@ -690,7 +690,7 @@ def test_herd_client_is_accepted(make_cache: Callable[..., Any]) -> None:
             override_settings(CACHE_HERD_TIMEOUT=bad),
             pytest.raises(ImproperlyConfigured, match="CACHE_HERD_TIMEOUT"),
         ):
-            make_cache(OPTIONS=HERD)
+            make_cache(OPTIONS=HERD).get("k")
 
 
 @pytest.fixture

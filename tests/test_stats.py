@@ -215,7 +215,7 @@ def test_stats_option_takes_a_boolean(make_cache: Any) -> None:
     from django.core.exceptions import ImproperlyConfigured
 
     with pytest.raises(ImproperlyConfigured, match="'stats'"):
-        make_cache(OPTIONS={"stats": "yes"})
+        make_cache(OPTIONS={"stats": "yes"}).get("k")
 
 
 def test_prometheus_text_holds_the_counters(api: Any, api_name: str, cache: Any) -> None:

@@ -58,6 +58,23 @@ _PIPELINES = (
 class RedisCache(StructuresMixin, BaseCache):
     """Django's cache API on Redis or Valkey, natively async, with a sync twin of every method."""
 
+    def __new__(cls, server: Any = None, params: dict[str, Any] | None = None) -> RedisCache:
+        """Bad LOCATION or OPTIONS give a ``MisconfiguredCache`` when the system checks
+        report them: Django's own cache checks build every cache before ours can say
+        E001, and that cache raises the error at first use instead (``_misconfigured``).
+        (No arguments: ``copy.copy``, which fills the instance itself.)"""
+        if params is None:
+            return super().__new__(cls)
+        try:
+            parse_cached(server, params.get("OPTIONS") or _NO_OPTIONS)
+        except ImproperlyConfigured as error:
+            from django_asyncredis import _misconfigured
+
+            if not _misconfigured.reported_by_checks():
+                raise
+            return _misconfigured.MisconfiguredCache.refusing(error, params)
+        return super().__new__(cls)
+
     def __init__(self, server: Any, params: dict[str, Any]) -> None:
         super().__init__(params)
         # One shared empty mapping when there are no OPTIONS, so the settings memo

@@ -6,10 +6,11 @@ type, a serializer or compressor that cannot be imported, a missing extra) is
 reported here, by building each of our caches the way Django does: building one
 parses its settings and opens no connection.
 
-Django's own cache check (``caches.W003``) builds every cache too, and lets the
-backend's ImproperlyConfigured escape: a plain ``manage.py check`` stops there,
-with that message as a traceback. ``manage.py check --tag asyncredis`` runs only
-these checks, which report every bad cache, each with its id.
+Django's own cache checks build every cache too, and let whatever the backend
+raises escape; so, the app being installed, bad LOCATION or OPTIONS build a
+``MisconfiguredCache`` that raises at first use (``_misconfigured``), and a plain
+``manage.py check`` reports E001 instead of a traceback. ``manage.py check --tag
+asyncredis`` runs only these checks.
 
 The ids (docs/observability.md#system-checks):
 
