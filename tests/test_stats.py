@@ -16,7 +16,7 @@ from django.test import override_settings
 
 from django_asyncredis import ConnectionInterrupted, RedisCache
 from django_asyncredis._core import AsyncCore
-from django_asyncredis._stats import NEAR_COUNTERS, NEAR_LEVELS
+from django_asyncredis._near_stats import NEAR_COUNTERS, NEAR_LEVELS
 from django_asyncredis._sync import SyncAdapter
 from tests.conftest import AsyncAPI
 from tests.servers import ServerProcess

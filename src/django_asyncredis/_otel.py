@@ -149,7 +149,7 @@ def _create_instruments() -> None:
 
 def _create_near_instruments(meter: Any) -> None:
     """The near-caches' counters (observable counters) and levels (gauges), by alias."""
-    from django_asyncredis._stats import NEAR_COUNTERS, NEAR_LEVELS
+    from django_asyncredis._near_stats import NEAR_COUNTERS, NEAR_LEVELS
 
     for field in NEAR_COUNTERS:
         _meter_instruments[f"near_cache.{field}"] = meter.create_observable_counter(
@@ -165,7 +165,7 @@ def _create_near_instruments(meter: Any) -> None:
 
 def _near_observer(field: str) -> Any:
     """A callback reporting ``field`` of every cache's near-cache, per alias."""
-    from django_asyncredis._stats import near_rows
+    from django_asyncredis._near_stats import near_rows
 
     def observe(options: Any) -> Iterable[Any]:
         return [

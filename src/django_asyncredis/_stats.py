@@ -14,7 +14,6 @@ counting is measured in docs/benchmarks.md.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import weakref
@@ -25,7 +24,7 @@ from typing import Any, Protocol, TypeVar
 from django_asyncredis import _otel
 from django_asyncredis._config import CacheConfig, Server, alias_of
 from django_asyncredis._core import AsyncCore
-from django_asyncredis._near import NearStore
+from django_asyncredis._near_stats import NearCounters
 from django_asyncredis._operations import Operation
 from django_asyncredis._sync import SyncAdapter
 
@@ -57,11 +56,6 @@ _MANY_READS = frozenset({"get_many"})
 #: The error kind counted when ignore-exceptions mode swallowed the failure (the
 #: core hands back the fallback and keeps the exception to itself).
 IGNORED = "ignored"
-
-#: The near-cache's fields (``NearStore.stats()``) that only grow, which
-#: ``reset()`` sets back to zero, and those that are levels now, which it leaves.
-NEAR_COUNTERS = ("hits", "misses", "invalidations", "write_drops", "flushes", "refused_stale")
-NEAR_LEVELS = ("entries", "bytes", "ready")
 
 _ABSENT: Any = object()
 _clock = time.perf_counter
@@ -154,13 +148,8 @@ class CacheStats:
         self._ended: list[_Tables] = []
         #: The sums at the last reset, subtracted from every read.
         self._baseline: _Tables = {"async": {}, "sync": {}}
-        #: The alias's near-cache stores (NEAR_CACHE; one per KEY_PREFIX), read by
-        #: ``near_cache()``: they count hits and invalidations themselves.
-        self._near_stores: list[NearStore] = []
-        #: Their counters at the last reset, and the process that took them (a
-        #: forked child's stores start again from zero).
-        self._near_baseline: dict[NearStore, dict[str, int | bool]] = {}
-        self._near_baseline_pid = os.getpid()
+        #: The near-cache's counters (NEAR_CACHE), read from its stores (``_near_stats``).
+        self.near = NearCounters()
 
     def record(
         self,
@@ -248,36 +237,8 @@ class CacheStats:
             "totals": {**totals, "hit_ratio": totals["hits"] / reads if reads else None},
             "operations": operations,
             "pools": self.pools(),
-            "near_cache": self.near_cache(),
+            "near_cache": self.near.read(),
         }
-
-    def watch_near(self, store: NearStore) -> None:
-        """Report ``store`` (a backend of this alias uses it) in ``near_cache()``."""
-        if store not in self._near_stores:
-            with self._lock:
-                if store not in self._near_stores:
-                    self._near_stores = [*self._near_stores, store]
-
-    def near_cache(self) -> dict[str, int | bool] | None:
-        """The near-cache's counters since the last ``reset()`` and its levels now
-        (``NEAR_COUNTERS``, ``NEAR_LEVELS``), summed over the alias's stores; None
-        when the alias has no near-cache. Read from the stores, not counted per call."""
-        stores = self._near_stores
-        if not stores:
-            return None
-        snapshots = [(store, store.stats()) for store in stores]
-        with self._lock:
-            baseline = self._near_baseline if self._near_baseline_pid == os.getpid() else {}
-        fields: dict[str, int | bool] = dict.fromkeys(NEAR_COUNTERS + NEAR_LEVELS[:2], 0)
-        fields["ready"] = True
-        for store, now in snapshots:
-            before = baseline.get(store, {})
-            for field in NEAR_COUNTERS:
-                fields[field] += now[field] - before.get(field, 0)
-            for field in NEAR_LEVELS[:2]:
-                fields[field] += now[field]
-            fields["ready"] = bool(fields["ready"] and now["ready"])
-        return fields
 
     def pools(self) -> list[dict[str, Any]]:
         """The gauges of this cache's connection pools (``pool_gauges``), by server."""
@@ -305,8 +266,7 @@ class CacheStats:
             for tables in [*self._live, self._retired]:
                 _merge(baseline, tables)
             self._baseline = baseline
-            self._near_baseline = {store: store.stats() for store in self._near_stores}
-            self._near_baseline_pid = os.getpid()
+        self.near.reset()
 
 
 def _merge(into: _Tables, tables: _Tables, sign: int = 1) -> None:
@@ -501,16 +461,6 @@ class PoolGauges(Protocol):
     opened_total: int
     closed_total: int
     shared: int
-
-
-def near_rows() -> list[tuple[str, dict[str, int | bool]]]:
-    """(alias, ``near_cache()`` fields) for every cache with a near-cache, for the exporters."""
-    rows = []
-    for stats in all_stats():
-        fields = stats.near_cache()
-        if fields is not None:
-            rows.append((stats.alias, fields))
-    return rows
 
 
 def pool_gauges(server: Server) -> list[PoolGauges]:

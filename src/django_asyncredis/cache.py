@@ -82,8 +82,8 @@ class RedisCache(StructuresMixin, BaseCache):
             self._async = _near.WatchingAsync(self._async, self._near)  # type: ignore[assignment]
             # Its counters are read by cache.stats and the exporters (the registered
             # stats; with STATS off and OpenTelemetry on, self._stats is another).
-            self._stats.watch_near(self._near)
-            _stats.stats_of(config).watch_near(self._near)
+            self._stats.near.watch(self._near)
+            _stats.stats_of(config).near.watch(self._near)
 
     def __repr__(self) -> str:
         servers = ", ".join(str(server) for server in self._config.servers)

@@ -10,16 +10,8 @@ from a custom collector reading ``cache.stats.as_dict()``.)
 
 from __future__ import annotations
 
-from django_asyncredis._stats import (
-    BUCKETS,
-    NEAR_COUNTERS,
-    NEAR_LEVELS,
-    POOL_COUNTERS,
-    POOL_LEVELS,
-    all_stats,
-    near_rows,
-    pool_rows,
-)
+from django_asyncredis._near_stats import NEAR_COUNTERS, NEAR_LEVELS, near_rows
+from django_asyncredis._stats import BUCKETS, POOL_COUNTERS, POOL_LEVELS, all_stats, pool_rows
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -45,7 +37,7 @@ _NEAR_HELP = {
     "hits": "Near-cache reads served from process memory.",
     "misses": "Near-cache reads that went to the server.",
     "invalidations": "Keys dropped by the server's invalidation messages.",
-    "write_drops": "Keys dropped by this process's own writes.",
+    "write_drops": "Drops by this process's writes (one per string argument of a write).",
     "flushes": "Whole near-cache flushes (listener reconnect, FLUSHDB, lost tracking).",
     "refused_stale": "Replies not stored because their key was invalidated in flight.",
     "entries": "Entries held now.",
