@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import gc
 import itertools
+import os
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -268,16 +270,23 @@ _near_aliases = itertools.count()
 
 
 @contextlib.contextmanager
-def near_alias(url: str) -> Iterator[RedisCache]:
-    """A near-cached backend of an alias of its own (so stats of its own), listening."""
+def near_alias(url: str, near: bool = True) -> Iterator[RedisCache]:
+    """A backend of an alias of its own (so stats of its own: backends outside
+    CACHES share the stats of their server's address), near-cached and listening
+    unless ``near`` is False."""
     number = next(_near_aliases)
     # Options of its own too: settings are parsed once per (LOCATION, OPTIONS).
     options = {"NEAR_CACHE": True, "NEAR_CACHE_MAX_ENTRIES": 1_000 + number}
+    if not near:
+        options = {"NEAR_CACHE": False, "max_connections": 1_000 + number}
     params = {"KEY_PREFIX": f"near-stats-{number}", "OPTIONS": options}
     caches = {f"near-{number}": {"BACKEND": "django_asyncredis.RedisCache", "LOCATION": url}}
     caches[f"near-{number}"].update(params)
     with override_settings(CACHES=caches):
         cache = RedisCache(url, params)
+    if not near:
+        yield cache
+        return
     assert cache._near is not None
     assert cache._near.wait_ready(5)
     try:
@@ -351,9 +360,10 @@ def test_reset_zeroes_the_near_cache_counters_but_not_its_levels(
         assert cache.stats.as_dict()["near_cache"]["hits"] == 1
 
 
-def test_a_cache_without_near_cache_reports_none(cache: Any) -> None:
+def test_a_cache_without_near_cache_reports_none(redis_server: ServerProcess) -> None:
     """``near_cache`` is None (not absent) when the alias has no near-cache."""
-    assert cache.stats.as_dict()["near_cache"] is None
+    with near_alias(redis_server.url, near=False) as cache:
+        assert cache.stats.as_dict()["near_cache"] is None
 
 
 def test_the_stats_name_every_field_of_the_store(redis_server: ServerProcess) -> None:
@@ -383,3 +393,26 @@ def test_prometheus_text_holds_the_near_cache(api_name: str, redis_server: Serve
         assert f"django_asyncredis_near_cache_ready{labels} 1\n" in text
         assert "# TYPE django_asyncredis_near_cache_bytes gauge\n" in text
         assert "# TYPE django_asyncredis_near_cache_invalidations_total counter\n" in text
+
+
+def test_a_forked_child_counts_its_near_cache_from_zero(redis_server: ServerProcess) -> None:
+    """The child's store starts from zero, so the parent's reset baseline is not
+    subtracted from it: no negative counts."""
+    with near_alias(redis_server.url) as cache:
+        write_and_wait_for_the_echo(cache, cache, "k", "v")
+        cache.get("k")
+        cache.get("k")
+        cache.stats.reset()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+            pid = os.fork()
+        if pid == 0:  # the child
+            code = 1
+            try:
+                near = cache.stats.as_dict()["near_cache"]
+                counts = {field: near[field] for field in NEAR_COUNTERS}
+                code = 0 if counts == dict.fromkeys(NEAR_COUNTERS, 0) else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
