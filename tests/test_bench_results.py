@@ -4,12 +4,13 @@ synthetic, the point is that the page's numbers can only come from the script.""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.benchmarks import markdown, report, run
+from tests.benchmarks import markdown, near_zipf, report, run
 from tests.benchmarks.harness import Summary
 
 
@@ -121,3 +122,25 @@ def test_chart_paths_are_relative_to_the_generated_file(tmp_path: Path) -> None:
     chart = tmp_path / "_static" / "bench-async.png"
     text = markdown.results(_content(full=True), [chart], tmp_path / "_generated")
     assert "](../_static/bench-async.png)" in text
+
+
+def test_the_near_cache_part_is_rated_against_the_same_backend_without_it(tmp_path: Path) -> None:
+    """The Zipf 90/10 table holds the near-cache's calls/s, its hit ratio and the
+    per-round ratio against the plain backend, and reaches the generated section."""
+    scenario = near_zipf.ASYNC_SCENARIO
+    near = {
+        "ops_per_second": {scenario: {near_zipf.NEAR: [30.0, 40.0], near_zipf.PLAIN: [20.0, 20.0]}},
+        "near_hit_percent": {
+            scenario: {near_zipf.NEAR: [60.0, 70.0], near_zipf.PLAIN: [math.nan, math.nan]}
+        },
+    }
+    tables, ratios = run.build_tables({}, {}, {}, {}, near)
+    assert ratios[scenario, near_zipf.NEAR, near_zipf.PLAIN] == Summary(1.75, 1.5, 2.0)
+    content = _content(full=False)
+    content["tables"] = report.document({}, {}, {}, tables, [], {})["tables"]
+    text = markdown.results(content, [], tmp_path)
+    assert "### Near-cache, Zipf 90/10" in text
+    row = (
+        f"|  | {near_zipf.NEAR} | 35 (30{markdown.DASH}40) | 65 | 1.75x (1.50{markdown.DASH}2.00) |"
+    )
+    assert row in text

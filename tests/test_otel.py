@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from django_asyncredis import ConnectionInterrupted, RedisCache
+from tests.conftest import AsyncAPI
 from tests.servers import ServerProcess
 
 
@@ -216,3 +217,35 @@ def test_the_pool_gauges_are_exported_as_metrics(api: str, telemetry: Telemetry)
         assert (opened, idle) == ([1], [1])
     finally:
         server.stop()
+
+
+@APIS
+def test_the_near_cache_is_exported_as_metrics(
+    api: str, telemetry: Telemetry, redis_server: ServerProcess
+) -> None:
+    """The near-cache's hits and misses are counters, its entries a gauge, by alias."""
+    from tests.test_stats import near_alias, write_and_wait_for_the_echo
+
+    with near_alias(redis_server.url) as cache:
+        if api == "sync":
+            write_and_wait_for_the_echo(cache, cache, "k", "v")
+        else:
+            with asyncio.Runner() as runner:
+                write_and_wait_for_the_echo(AsyncAPI(cache, runner), cache, "k", "v")
+        cache.stats.reset()
+        call(api, cache, "get", "k")
+        call(api, cache, "get", "k")
+
+        def value(name: str) -> list[Any]:
+            return [
+                p.value
+                for p in points(telemetry.metrics, f"django_asyncredis.near_cache.{name}")
+                if p.attributes == {"cache.alias": cache.stats.alias}
+            ]
+
+        assert (value("hits"), value("misses"), value("entries"), value("ready")) == (
+            [1],
+            [1],
+            [1],
+            [1],
+        )

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+import itertools
+import os
 import threading
+import time
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,7 +18,9 @@ from django.test import override_settings
 
 from django_asyncredis import ConnectionInterrupted, RedisCache
 from django_asyncredis._core import AsyncCore
+from django_asyncredis._near_stats import NEAR_COUNTERS, NEAR_LEVELS
 from django_asyncredis._sync import SyncAdapter
+from tests.conftest import AsyncAPI
 from tests.servers import ServerProcess
 
 FAST = {"socket_connect_timeout": 0.2, "socket_timeout": 0.2}
@@ -254,3 +262,157 @@ def test_stopping_an_iteration_early_is_not_an_error(api_name: str, cache: Any) 
         asyncio.run(first())
     scan = counters(cache, api_name, "scan")
     assert (scan["calls"], scan["errors"]) == (1, {})
+
+
+# The near-cache's counters (NEAR_CACHE): read from its store when the stats are read.
+
+_near_aliases = itertools.count()
+
+
+@contextlib.contextmanager
+def near_alias(url: str, near: bool = True) -> Iterator[RedisCache]:
+    """A backend of an alias of its own (so stats of its own: backends outside
+    CACHES share the stats of their server's address), near-cached and listening
+    unless ``near`` is False."""
+    number = next(_near_aliases)
+    # Options of its own too: settings are parsed once per (LOCATION, OPTIONS).
+    options = {"NEAR_CACHE": True, "NEAR_CACHE_MAX_ENTRIES": 1_000 + number}
+    if not near:
+        options = {"NEAR_CACHE": False, "max_connections": 1_000 + number}
+    params = {"KEY_PREFIX": f"near-stats-{number}", "OPTIONS": options}
+    caches = {f"near-{number}": {"BACKEND": "django_asyncredis.RedisCache", "LOCATION": url}}
+    caches[f"near-{number}"].update(params)
+    with override_settings(CACHES=caches):
+        cache = RedisCache(url, params)
+    if not near:
+        yield cache
+        return
+    assert cache._near is not None
+    assert cache._near.wait_ready(5)
+    try:
+        yield cache
+    finally:
+        cache._near.stop()
+
+
+def near_api(api_name: str, cache: RedisCache, runner: asyncio.Runner) -> Any:
+    return cache if api_name == "sync" else AsyncAPI(cache, runner)
+
+
+def write_and_wait_for_the_echo(api: Any, cache: RedisCache, key: str, value: Any) -> None:
+    """Write ``key``, then wait for the server's invalidation of it (BCAST announces
+    this process's writes too: an echo after a read would drop what it stored)."""
+    store = cache._near
+    assert store is not None
+    before = store.invalidations
+    api.set(key, value, None)  # no timeout: SET names the key alone (_near._drop_written)
+    deadline = time.monotonic() + 5
+    while store.invalidations == before:
+        assert time.monotonic() < deadline, "invalidation not delivered"
+        time.sleep(0.002)
+
+
+@pytest.mark.parametrize("api_name", ["sync", "async"])
+def test_the_near_cache_counters_are_in_the_stats(
+    api_name: str, redis_server: ServerProcess
+) -> None:
+    """One miss, one hit, one invalidation and one entry held show in as_dict()."""
+    with near_alias(redis_server.url) as cache, asyncio.Runner() as runner:
+        api = near_api(api_name, cache, runner)
+        cache.stats.reset()
+        write_and_wait_for_the_echo(api, cache, "k", "v")
+        assert api.get("k") == "v"
+        assert api.get("k") == "v"
+        near = cache.stats.as_dict()["near_cache"]
+        store = cache._near
+        assert store is not None
+        held = store.stats()["bytes"]
+        assert held > 0
+        assert near == {
+            "hits": 1,
+            "misses": 1,
+            "invalidations": 1,
+            "write_drops": 1,
+            "flushes": 0,
+            "refused_stale": 0,
+            "entries": 1,
+            "bytes": held,
+            "ready": True,
+        }
+
+
+@pytest.mark.parametrize("api_name", ["sync", "async"])
+def test_reset_zeroes_the_near_cache_counters_but_not_its_levels(
+    api_name: str, redis_server: ServerProcess
+) -> None:
+    """After reset() the counters count again from zero; entries and bytes held stay."""
+    with near_alias(redis_server.url) as cache, asyncio.Runner() as runner:
+        api = near_api(api_name, cache, runner)
+        write_and_wait_for_the_echo(api, cache, "k", "v")
+        api.get("k")
+        api.get("k")
+        cache.stats.reset()
+        near = cache.stats.as_dict()["near_cache"]
+        assert {field: near[field] for field in NEAR_COUNTERS} == dict.fromkeys(NEAR_COUNTERS, 0)
+        assert (near["entries"], near["ready"]) == (1, True)
+        assert near["bytes"] > 0
+        api.get("k")
+        assert cache.stats.as_dict()["near_cache"]["hits"] == 1
+
+
+def test_a_cache_without_near_cache_reports_none(redis_server: ServerProcess) -> None:
+    """``near_cache`` is None (not absent) when the alias has no near-cache."""
+    with near_alias(redis_server.url, near=False) as cache:
+        assert cache.stats.as_dict()["near_cache"] is None
+
+
+def test_the_stats_name_every_field_of_the_store(redis_server: ServerProcess) -> None:
+    """NEAR_COUNTERS and NEAR_LEVELS together are exactly NearStore.stats()'s fields."""
+    with near_alias(redis_server.url) as cache:
+        assert cache._near is not None
+        fields = list(cache._near.stats())
+        assert sorted(NEAR_COUNTERS + NEAR_LEVELS) == sorted(fields)
+
+
+@pytest.mark.parametrize("api_name", ["sync", "async"])
+def test_prometheus_text_holds_the_near_cache(api_name: str, redis_server: ServerProcess) -> None:
+    """The near-cache's counters are ``_total`` counters, its levels gauges, by alias."""
+    from django_asyncredis.prometheus import prometheus_text
+
+    with near_alias(redis_server.url) as cache, asyncio.Runner() as runner:
+        api = near_api(api_name, cache, runner)
+        write_and_wait_for_the_echo(api, cache, "k", "v")
+        cache.stats.reset()
+        api.get("k")
+        api.get("k")
+        text = prometheus_text()
+        labels = f'{{alias="{cache.stats.alias}"}}'
+        assert f"django_asyncredis_near_cache_hits_total{labels} 1\n" in text
+        assert f"django_asyncredis_near_cache_misses_total{labels} 1\n" in text
+        assert f"django_asyncredis_near_cache_entries{labels} 1\n" in text
+        assert f"django_asyncredis_near_cache_ready{labels} 1\n" in text
+        assert "# TYPE django_asyncredis_near_cache_bytes gauge\n" in text
+        assert "# TYPE django_asyncredis_near_cache_invalidations_total counter\n" in text
+
+
+def test_a_forked_child_counts_its_near_cache_from_zero(redis_server: ServerProcess) -> None:
+    """The child's store starts from zero, so the parent's reset baseline is not
+    subtracted from it: no negative counts."""
+    with near_alias(redis_server.url) as cache:
+        write_and_wait_for_the_echo(cache, cache, "k", "v")
+        cache.get("k")
+        cache.get("k")
+        cache.stats.reset()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+            pid = os.fork()
+        if pid == 0:  # the child
+            code = 1
+            try:
+                near = cache.stats.as_dict()["near_cache"]
+                counts = {field: near[field] for field in NEAR_COUNTERS}
+                code = 0 if counts == dict.fromkeys(NEAR_COUNTERS, 0) else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0

@@ -144,6 +144,36 @@ def _create_instruments() -> None:
             description=description,
         )
     _create_pool_instruments(meter)
+    _create_near_instruments(meter)
+
+
+def _create_near_instruments(meter: Any) -> None:
+    """The near-caches' counters (observable counters) and levels (gauges), by alias."""
+    from django_asyncredis._near_stats import NEAR_COUNTERS, NEAR_LEVELS
+
+    for field in NEAR_COUNTERS:
+        _meter_instruments[f"near_cache.{field}"] = meter.create_observable_counter(
+            f"django_asyncredis.near_cache.{field}", callbacks=[_near_observer(field)]
+        )
+    for field in NEAR_LEVELS:
+        _meter_instruments[f"near_cache.{field}"] = meter.create_observable_gauge(
+            f"django_asyncredis.near_cache.{field}",
+            callbacks=[_near_observer(field)],
+            unit="By" if field == "bytes" else "1",
+        )
+
+
+def _near_observer(field: str) -> Any:
+    """A callback reporting ``field`` of every cache's near-cache, per alias."""
+    from django_asyncredis._near_stats import near_rows
+
+    def observe(options: Any) -> Iterable[Any]:
+        return [
+            metrics.Observation(int(fields[field]), {"cache.alias": alias})
+            for alias, fields in near_rows()
+        ]
+
+    return observe
 
 
 def _create_pool_instruments(meter: Any) -> None:

@@ -23,6 +23,7 @@ from typing import Any, Protocol, TypeVar
 from django_asyncredis import _otel
 from django_asyncredis._config import CacheConfig, Server, alias_of
 from django_asyncredis._core import AsyncCore
+from django_asyncredis._near_stats import NearCounters
 from django_asyncredis._operations import Operation
 from django_asyncredis._sync import SyncAdapter
 
@@ -149,6 +150,8 @@ class CacheStats:
         self._ended: list[_Tables] = []
         #: The sums at the last reset, subtracted from every read.
         self._baseline: _Tables = {"async": {}, "sync": {}}
+        #: The near-cache's counters (NEAR_CACHE), read from its stores (``_near_stats``).
+        self.near = NearCounters()
 
     def counters(self, api: str, name: str) -> _Counters:
         """This thread's counters of operation ``name`` on ``api`` ("async" or
@@ -225,6 +228,7 @@ class CacheStats:
             "totals": {**totals, "hit_ratio": totals["hits"] / reads if reads else None},
             "operations": operations,
             "pools": self.pools(),
+            "near_cache": self.near.read(),
         }
 
     def pools(self) -> list[dict[str, Any]]:
@@ -253,6 +257,7 @@ class CacheStats:
             for tables in [*self._live, self._retired]:
                 _merge(baseline, tables)
             self._baseline = baseline
+        self.near.reset()
 
 
 def _merge(into: _Tables, tables: _Tables, sign: int = 1) -> None:

@@ -97,6 +97,10 @@ class RedisCache(StructuresMixin, BaseCache):
             self._near = _near.store_for(config.near_cache, config.servers[0], tracked)
             self._sync = _near.WatchingSync(self._sync, self._near)  # type: ignore[assignment]
             self._async = _near.WatchingAsync(self._async, self._near)  # type: ignore[assignment]
+            # Its counters are read by cache.stats and the exporters (the registered
+            # stats; with STATS off and OpenTelemetry on, self._stats is another).
+            self._stats.near.watch(self._near)
+            _stats.stats_of(config).near.watch(self._near)
 
     def __repr__(self) -> str:
         servers = ", ".join(str(server) for server in self._config.servers)

@@ -10,6 +10,7 @@ from a custom collector reading ``cache.stats.as_dict()``.)
 
 from __future__ import annotations
 
+from django_asyncredis._near_stats import NEAR_COUNTERS, NEAR_LEVELS, near_rows
 from django_asyncredis._stats import BUCKETS, POOL_COUNTERS, POOL_LEVELS, all_stats, pool_rows
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -29,6 +30,19 @@ _POOL_HELP = {
     "wait_seconds_total": "Time spent waiting for a connection.",
     "opened_total": "Connections opened.",
     "closed_total": "Connections closed.",
+}
+
+
+_NEAR_HELP = {
+    "hits": "Near-cache reads served from process memory.",
+    "misses": "Near-cache reads that went to the server.",
+    "invalidations": "Keys dropped by the server's invalidation messages.",
+    "write_drops": "Drops by this process's writes (one per string argument of a write).",
+    "flushes": "Whole near-cache flushes (listener reconnect, FLUSHDB, lost tracking).",
+    "refused_stale": "Replies not stored because their key was invalidated in flight.",
+    "entries": "Entries held now.",
+    "bytes": "Bytes held now (keys, values and per-entry overhead).",
+    "ready": "1 while invalidations are being received and hits served, else 0.",
 }
 
 
@@ -69,6 +83,7 @@ def prometheus_text() -> str:
         lines.append(f"{name}_sum{labels} {counters.seconds!r}")
         lines.append(f"{name}_count{labels} {counters.calls}")
     lines += _pool_lines()
+    lines += _near_lines()
     return "\n".join(lines) + "\n"
 
 
@@ -83,4 +98,18 @@ def _pool_lines() -> list[str]:
         for alias, api, server, fields in rows:
             labels = _labels(alias=alias, api=api, server=server)
             lines.append(f"{name}{labels} {fields[field]!r}")
+    return lines
+
+
+def _near_lines() -> list[str]:
+    """The near-caches' counters (since ``cache.stats.reset()``) and levels, by alias."""
+    rows = near_rows()
+    lines: list[str] = []
+    for field in (*NEAR_COUNTERS, *NEAR_LEVELS):
+        counter = field in NEAR_COUNTERS
+        name = f"django_asyncredis_near_cache_{field}" + ("_total" if counter else "")
+        kind = "counter" if counter else "gauge"
+        lines += [f"# HELP {name} {_NEAR_HELP[field]}", f"# TYPE {name} {kind}"]
+        for alias, fields in rows:
+            lines.append(f"{name}{_labels(alias=alias)} {int(fields[field])}")
     return lines

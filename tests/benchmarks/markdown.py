@@ -145,6 +145,7 @@ TABLES = (
     ("Sync client CPU", "sync_cpu", ".1f"),
     ("End to end", "e2e", ",.0f"),
     ("Sessions end to end", "sessions", ",.0f"),
+    ("Near-cache, Zipf 90/10", "near", ",.0f"),
 )
 
 
@@ -256,6 +257,7 @@ def main(argv: list[str]) -> int:
         ("Sync client CPU", table(content, "sync_cpu", ".1f")),
         ("End to end", table(content, "e2e", ",.0f")),
         ("Sessions end to end", table(content, "sessions", ",.0f")),
+        ("Near-cache, Zipf 90/10", table(content, "near", ",.0f")),
     ):
         print(f"## {title}\n\n{text}\n")
     reference = content.get("server_reference", {})

@@ -15,9 +15,11 @@ Why the run is shaped like this:
 
 Parts, in the order they run: the async and sync micro-benchmarks (in rounds),
 the server's own limit (``redis-benchmark``), end to end (an ASGI app under
-uvicorn, in rounds of its own), and sessions (Django's session middleware
+uvicorn, in rounds of its own), sessions (Django's session middleware
 against ours, under uvicorn, with the end-to-end part's rounds and durations;
-``sessions.py``). docs/benchmarks.md describes each and holds the
+``sessions.py``), and the near-cache on a Zipf-distributed 90% read / 10%
+write load against the same backend without it (``near_zipf.py``, with the
+micro-benchmarks' rounds and durations). docs/benchmarks.md describes each and holds the
 figures of a full run.
 
 Usage: ``python tests/benchmarks/run.py [--quick] [--rounds N] [--duration S]
@@ -44,7 +46,7 @@ if str(ROOT) not in sys.path:  # run as a script: make ``tests.*`` importable
     sys.path.insert(0, str(ROOT))
 
 from tests.benchmarks import contenders as c  # noqa: E402
-from tests.benchmarks import e2e, markdown, reference, report, sessions  # noqa: E402
+from tests.benchmarks import e2e, markdown, near_zipf, reference, report, sessions  # noqa: E402
 from tests.benchmarks.harness import (  # noqa: E402
     Sample,
     Summary,
@@ -85,7 +87,7 @@ QUICK = {
 }
 MAX_OPS = 1_000_000  # per measurement: a bound on the load, never reached in practice
 PIN_CHOICES = ("none", "shared", "split")
-PARTS = ("async", "sync", "server", "e2e", "sessions")
+PARTS = ("async", "sync", "server", "e2e", "sessions", "near")
 THREADS = 8  # sync throughput: threads, and concurrent requests under ASGI
 
 
@@ -451,6 +453,49 @@ def run_sessions(url: str, args: argparse.Namespace) -> Samples:
     return samples
 
 
+def _hit_percent_of(near: Sample) -> Callable[[Sample], float]:
+    """The near-cache's hit ratio of the measurement just made, for its row only."""
+    percent = near_zipf.last_hit_percent
+    return lambda sample: percent if sample is near else float("nan")
+
+
+def run_near(url: str, args: argparse.Namespace) -> Samples:
+    """The near-cache against the same backend without it, on the Zipf 90/10 load:
+    async at ``near_zipf.ASYNC_TASKS`` tasks, then sync on one thread, every round."""
+    timing = Timing(duration=args.duration, warmup=args.warmup, max_ops=MAX_OPS, slices=args.slices)
+    samples: Samples = {}
+    started = time.monotonic()
+    for round_number in range(args.rounds):
+        order = rotated(near_zipf.CONTENDERS, round_number)
+        for scenario in (near_zipf.ASYNC_SCENARIO, near_zipf.SYNC_SCENARIO):
+            if scenario == near_zipf.ASYNC_SCENARIO:
+                results = measure_async(
+                    near_zipf.ASYNC_FACTORIES,
+                    order,
+                    url,
+                    near_zipf.OP,
+                    near_zipf.SIZE,
+                    near_zipf.ASYNC_TASKS,
+                    timing,
+                )
+            else:
+                results = measure_sync(near_zipf.SYNC_FACTORIES, order, url, near_zipf.OP, timing)
+            _record(
+                samples,
+                scenario,
+                results,
+                ops_per_second=lambda s: s.ops_per_second,
+                near_hit_percent=_hit_percent_of(results[near_zipf.NEAR]),
+            )
+        print(
+            f"near-cache round {round_number + 1}/{args.rounds} done "
+            f"({time.monotonic() - started:.0f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
+    return samples
+
+
 # Tables and targets.
 
 Ratios = dict[tuple[str, str, str], Summary]
@@ -469,6 +514,7 @@ ROW_ORDER = (
     sessions.DJANGO,
     sessions.OURS,
     sessions.PRELOAD,
+    near_zipf.NEAR,
 )
 
 
@@ -506,6 +552,7 @@ def build_tables(
     sync_samples: Samples,
     e2e_samples: Samples,
     session_samples: Samples | None = None,
+    near_samples: Samples | None = None,
 ) -> tuple[dict[str, report.Table], Ratios]:
     tables: dict[str, report.Table] = {}
     ratios: Ratios = {}
@@ -600,6 +647,24 @@ def build_tables(
             (sessions.DJANGO, sessions.OURS),
             rows,
             extra_format=".1f",
+        )
+    if near_samples:
+        rows, found = build_rows(
+            near_samples["ops_per_second"],
+            (near_zipf.PLAIN,),
+            {"near-cache hits %": near_samples["near_hit_percent"]},
+        )
+        ratios.update(found)
+        tables["near"] = report.Table(
+            f"Near-cache, calls/s (higher is better): {near_zipf.WRITE_SHARE:.0%} writes and "
+            f"the rest reads over {near_zipf.ZIPF_KEYS:,} keys of {near_zipf.SIZE} B drawn "
+            f"from a Zipf distribution (s = {near_zipf.ZIPF_S}), {near_zipf.ASYNC_TASKS} "
+            "tasks on one loop and one thread, against the same backend without NEAR_CACHE; "
+            "near-cache hits: % of its reads served locally (warm-up included)",
+            "calls/s",
+            ",.0f",
+            (near_zipf.PLAIN,),
+            rows,
         )
     return tables, ratios
 
@@ -777,6 +842,7 @@ def main(argv: list[str]) -> int:
     sync_samples: Samples = {}
     e2e_samples: Samples = {}
     session_samples: Samples = {}
+    near_samples: Samples = {}
     try:
         pin(args.pin, server.process.pid if server and server.process else None)
         configure_django(url)
@@ -807,6 +873,13 @@ def main(argv: list[str]) -> int:
             "sync_scenarios": {s.name: list(s.contenders) for s in SYNC_SCENARIOS},
             "asgi_view_calls": c.VIEW_CALLS,
             "raw_async_max_connections": c.RAW_MAX_CONNECTIONS,
+            "near_zipf": {
+                "keys": near_zipf.ZIPF_KEYS,
+                "s": near_zipf.ZIPF_S,
+                "write_share": near_zipf.WRITE_SHARE,
+                "tasks": near_zipf.ASYNC_TASKS,
+                "sequence": near_zipf.SEQUENCE,
+            },
         }
         report.print_header(header, settings)
         if "async" in args.parts or "sync" in args.parts:
@@ -822,6 +895,8 @@ def main(argv: list[str]) -> int:
             e2e_samples = run_e2e(url, args)
         if "sessions" in args.parts:
             session_samples = run_sessions(url, args)
+        if "near" in args.parts:
+            near_samples = run_near(url, args)
         # Another busy process during the run shows here (the ratios are meant to survive it).
         header["load_average_at_end"] = [round(load, 2) for load in os.getloadavg()]
         header["run_seconds"] = round(time.monotonic() - run_started)
@@ -835,7 +910,9 @@ def main(argv: list[str]) -> int:
         if server is not None:
             server.stop()
 
-    tables, _ = build_tables(async_samples, sync_samples, e2e_samples, session_samples)
+    tables, _ = build_tables(
+        async_samples, sync_samples, e2e_samples, session_samples, near_samples
+    )
     for table in tables.values():
         report.print_table(table)
     print()
@@ -845,6 +922,7 @@ def main(argv: list[str]) -> int:
         "sync": sync_samples,
         "e2e": e2e_samples,
         "sessions": session_samples,
+        "near": near_samples,
     }
     targets = build_targets(samples)
     report.print_targets(targets)
