@@ -83,18 +83,20 @@ class ReplyOverdue(Exception):
     """No reply within ``socket_timeout`` (the caller's deadline, kept by the connection)."""
 
 
-class _Waiter:
-    """A caller waiting for one reply, or (``count`` given: a Batch) a list of them."""
+class _Batch:
+    """A caller waiting for the ``count`` replies of a Batch (a single command's
+    caller waits in the queue as its bare future: no object of its own per call)."""
 
-    __slots__ = ("count", "deadline", "future", "mark", "replies", "written")
+    __slots__ = ("count", "future", "replies")
 
-    def __init__(self, future: asyncio.Future[Any], count: int | None, mark: int) -> None:
+    def __init__(self, future: asyncio.Future[Any], count: int) -> None:
         self.future = future
         self.count = count
-        self.replies: list[Any] | None = None if count is None else []
-        self.written = False
-        self.mark = mark  # bytes received when it was queued
-        self.deadline = 0.0
+        self.replies: list[Any] = []
+
+
+#: A caller in the queue: its future (one reply), or a ``_Batch``.
+_Waiter = asyncio.Future[Any] | _Batch
 
 
 class SharedConnection(asyncio.Protocol):
@@ -105,20 +107,25 @@ class SharedConnection(asyncio.Protocol):
     ) -> None:
         self._loop = loop
         self._timeout = timeout
-        #: The waiters not yet answered nor overdue, oldest first. One timer, set
-        #: for the oldest, enforces every caller's deadline: every waiter has the
-        #: same timeout, so deadlines come in queue order (and asyncio.timeout
-        #: per call, a timer handle each, measured at a fifth of the CPU per get).
-        self._deadlines: collections.deque[_Waiter] = collections.deque()
+        #: (deadline, bytes received when queued, future) of the callers not yet
+        #: answered nor overdue, oldest first. One timer, set for the oldest,
+        #: enforces every caller's deadline: every caller has the same timeout, so
+        #: deadlines come in queue order (and asyncio.timeout per call, a timer
+        #: handle each, measured at a fifth of the CPU per get).
+        self._deadlines: collections.deque[tuple[float, int, asyncio.Future[Any]]] = (
+            collections.deque()
+        )
         self._timer: asyncio.TimerHandle | None = None
         # Held for the connection's life: a StreamWriter closes its transport when collected.
         self._writer = writer
         transport = self._transport = writer.transport
         self._reader = hiredis.Reader(replyError=_HiredisParser.parse_error)
+        #: The callers whose replies are due, in order: the last ``_unwritten`` of
+        #: them are queued in ``_outgoing``, not yet written.
         self._waiting: collections.deque[_Waiter] = collections.deque()
         self._outgoing: list[bytes] = []
         self._outgoing_bytes = 0
-        self._unwritten: list[_Waiter] = []
+        self._unwritten = 0
         self._flush_scheduled = False
         self.broken: Exception | None = None
         #: Bytes received so far: a caller that times out while this has not moved
@@ -134,24 +141,25 @@ class SharedConnection(asyncio.Protocol):
 
     # -- callers' side ----------------------------------------------------------
 
-    def submit(self, packed: bytes, count: int | None) -> _Waiter:
-        """Queue a packed request; its reply (a Batch: its ``count`` replies) resolve the waiter."""
-        waiter = _Waiter(self._loop.create_future(), count, self.received)
+    def submit(self, packed: bytes, count: int | None) -> asyncio.Future[Any]:
+        """Queue a packed request; the future gets its reply (a Batch: the list of
+        its ``count`` replies)."""
+        future = self._loop.create_future()
         if self._timeout is not None:
-            waiter.deadline = self._loop.time() + self._timeout
-            self._deadlines.append(waiter)
+            deadline = self._loop.time() + self._timeout
+            self._deadlines.append((deadline, self.received, future))
             if self._timer is None:
-                self._timer = self._loop.call_at(waiter.deadline, self._expire)
-        idle = not self._waiting
-        self._waiting.append(waiter)
+                self._timer = self._loop.call_at(deadline, self._expire)
+        waiting = self._waiting
+        idle = not waiting
+        waiting.append(future if count is None else _Batch(future, count))
         if idle:
             # Nothing in flight, so nothing to coalesce with yet: written at once,
             # a lone caller pays no extra loop iteration. Calls made while this one
             # waits are coalesced.
-            waiter.written = True
             self._transport.write(packed)
-            return waiter
-        self._unwritten.append(waiter)
+            return future
+        self._unwritten += 1
         self._outgoing.append(packed)
         self._outgoing_bytes += len(packed)
         if self._outgoing_bytes >= FLUSH_BYTES:
@@ -159,7 +167,7 @@ class SharedConnection(asyncio.Protocol):
         elif not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
-        return waiter
+        return future
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -168,9 +176,7 @@ class SharedConnection(asyncio.Protocol):
         data = self._outgoing[0] if len(self._outgoing) == 1 else b"".join(self._outgoing)
         self._outgoing = []
         self._outgoing_bytes = 0
-        for waiter in self._unwritten:
-            waiter.written = True
-        self._unwritten = []
+        self._unwritten = 0
         self._transport.write(data)
 
     def retire(self) -> None:
@@ -178,7 +184,7 @@ class SharedConnection(asyncio.Protocol):
         (at once if none waits: replies due to cancelled callers are not awaited)."""
         self._retiring = True
         self.usable = False
-        if all(waiter.future.done() for waiter in self._waiting):
+        if all(_future(waiter).done() for waiter in self._waiting):
             self._transport.close()
 
     def _expire(self) -> None:
@@ -189,15 +195,15 @@ class SharedConnection(asyncio.Protocol):
         now = self._loop.time()
         deadlines = self._deadlines
         stuck = False
-        while deadlines and deadlines[0].deadline <= now:
-            waiter = deadlines.popleft()
-            if not waiter.future.done():  # its reply, when it comes, is dropped
-                waiter.future.set_exception(ReplyOverdue())
-                stuck = stuck or waiter.mark == self.received
+        while deadlines and deadlines[0][0] <= now:
+            _, mark, future = deadlines.popleft()
+            if not future.done():  # its reply, when it comes, is dropped
+                future.set_exception(ReplyOverdue())
+                stuck = stuck or mark == self.received
         if stuck and self.broken is None:
             self.abort(ConnectionError("No reply within socket_timeout: connection replaced."))
         elif deadlines:
-            self._timer = self._loop.call_at(deadlines[0].deadline, self._expire)
+            self._timer = self._loop.call_at(deadlines[0][0], self._expire)
 
     def abort(self, reason: Exception) -> None:
         """Give up on the connection (stuck): every waiting caller fails."""
@@ -216,24 +222,25 @@ class SharedConnection(asyncio.Protocol):
             reply = reader.gets()
             while reply is not False:
                 waiter = waiting[0]
-                replies = waiter.replies
-                if replies is None:
-                    waiting.popleft()
-                    if deadlines and deadlines[0] is waiter:
-                        deadlines.popleft()
-                    if not waiter.future.done():  # cancelled or timed out: dropped
-                        if isinstance(reply, ResponseError):
-                            waiter.future.set_exception(reply)
-                        else:
-                            waiter.future.set_result(reply)
-                else:
+                if isinstance(waiter, _Batch):
+                    replies = waiter.replies
                     replies.append(reply)
-                    if len(replies) == waiter.count:
-                        waiting.popleft()
-                        if deadlines and deadlines[0] is waiter:
-                            deadlines.popleft()
-                        if not waiter.future.done():
-                            waiter.future.set_result(replies)
+                    if len(replies) < waiter.count:
+                        reply = reader.gets()
+                        continue
+                    future = waiter.future
+                    answer: Any = replies  # a batch answers its replies, errors in place
+                else:
+                    future = waiter
+                    answer = reply
+                waiting.popleft()
+                if deadlines and deadlines[0][2] is future:
+                    deadlines.popleft()
+                if not future.done():  # cancelled or timed out: dropped
+                    if answer is reply and isinstance(reply, ResponseError):
+                        future.set_exception(reply)
+                    else:
+                        future.set_result(answer)
                 reply = reader.gets()
         except (hiredis.ProtocolError, IndexError) as exc:  # garbage, or a reply nobody asked for
             self.abort(ConnectionError(f"Protocol error on the shared connection: {exc}"))
@@ -262,12 +269,17 @@ class SharedConnection(asyncio.Protocol):
             self._timer = None
         self._deadlines.clear()
         waiting, self._waiting = self._waiting, collections.deque()
+        written = len(waiting) - self._unwritten
         self._outgoing = []
-        self._unwritten = []
-        for waiter in waiting:
-            if not waiter.future.done():
-                error = reason if waiter.written else NotSent(str(reason))
-                waiter.future.set_exception(error)
+        self._unwritten = 0
+        for index, waiter in enumerate(waiting):
+            future = _future(waiter)
+            if not future.done():
+                future.set_exception(reason if index < written else NotSent(str(reason)))
+
+
+def _future(waiter: _Waiter) -> asyncio.Future[Any]:
+    return waiter.future if isinstance(waiter, _Batch) else waiter
 
 
 class Multiplexer:
@@ -483,7 +495,7 @@ def submit_now(pool: Any, request: Any) -> asyncio.Future[Any] | None:
     packed = hiredis.pack_command(request)
     if len(packed) > LARGE_REQUEST_BYTES:
         return None
-    return connection.submit(packed, None).future
+    return connection.submit(packed, None)
 
 
 async def send(
@@ -522,7 +534,7 @@ async def send(
             connection = multiplexer.pick() or await multiplexer.connection()
         try:
             # socket_timeout: enforced by the connection (see SharedConnection._expire).
-            reply = await connection.submit(packed, count).future
+            reply = await connection.submit(packed, count)
         except SEND_FAILURES as exc:
             attempts.failed(server, request, exc)
             continue
