@@ -16,7 +16,7 @@ import pytest
 import redis
 from django.core.exceptions import ImproperlyConfigured
 
-from django_asyncredis import ConnectionInterrupted, RedisCache, _near
+from django_asyncredis import ConnectionInterrupted, RedisCache, _near, _near_primary
 from tests.conftest import AsyncAPI
 from tests.topologies import Address, NotReady, Sentinel, command, poll
 
@@ -271,16 +271,47 @@ def test_a_sentinel_failover_leaving_the_old_primary_up_moves_the_near_cache(
             written = write_on(new, near.make_key("k"), 2)
             wait_until(lambda: tracked(near) == new and store.stats()["ready"], FAILOVER_BOUND)
             moved = time.monotonic()
+            # Moved on the sentinels' word: the old primary is still up, still one.
+            old_role = command(old[1], "ROLE")[0]
             wait_until(lambda: len(reader.since(moved)) >= 20)
         finally:
             # What the sentinels would do some seconds later: the old primary follows.
             command(old[1], "REPLICAOF", *map(str, sentinel.primary_address()))
+    assert old_role == "master", f"{len([v for v in reader.since(written) if v == 1])} stale"
     after = reader.since(max(written, moved))
     assert [value for value in after if value == 1] == []
     assert [value for value in after if isinstance(value, Exception)] == []
     assert after[-1] == 2
     assert store.flushes >= flushes + 2  # the switch heard, then tracking on the new one
     assert api.get("k") == 2
+
+
+def test_the_data_path_learning_of_a_new_primary_flushes_at_once(
+    mode: str, sentinel: Sentinel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After SENTINEL FAILOVER, a call that follows the failover first (its primary
+    forgotten, as after an error) flushes the store before it returns: the next
+    read gets the new primary's value, whether the listener has moved yet or not."""
+    monkeypatch.setattr(_near_primary, "CHECK_EVERY", 3600.0)  # the sentinels not asked
+    prefix = f"near-sentinel{os.getpid()}-{next(_prefixes)}"
+    cache = RedisCache(location(sentinel), {"KEY_PREFIX": prefix, "OPTIONS": {"NEAR_CACHE": True}})
+    store = store_of(cache)
+    assert store.wait_ready(10)
+    old = sentinel.primary_address()
+    with asyncio.Runner() as runner:
+        api: Any = cache if mode == "sync" else AsyncAPI(cache, runner)
+        try:
+            hold(api, cache, 1)
+            sentinel.wait_for_replication()
+            command(sentinel.sentinels[0][1], "SENTINEL", "FAILOVER", sentinel.service_name)
+            new = sentinels_name(sentinel, old)
+            write_on(new, cache.make_key("k"), 2)
+            cache._config.topology.forget()  # what a failed call does
+            api.set("other", 0)  # follows the sentinels to the new primary
+            assert api.get("k") == 2
+        finally:
+            store.stop()
+            command(old[1], "REPLICAOF", *map(str, sentinel.primary_address()))
 
 
 # Configuration.
