@@ -55,8 +55,10 @@ from django_asyncredis._codec import Codec
 from django_asyncredis._near_primary import (
     ANSWER_DEADLINE,
     FixedServer,
+    Idle,
     PrimaryMoved,
     SentinelPrimary,
+    SentinelWatch,
     connect,
 )
 from django_asyncredis._operations import READ_ONLY, Batch, OnServer, Operation, Pinned, Request
@@ -248,8 +250,8 @@ class NearStore:
         primary changed meantime: the listener must move)."""
         with self._lock:
             self._flush_locked()
-            # Under the lock a primary change's flush(ready=False) waits for: it
-            # lands after this, so a change is never overwritten by a stale True.
+            # A primary change records the new one, then calls flush(ready=False):
+            # in whichever order those two fall against this, hits end up off.
             self._ready = self.source.is_current(server)
             return self._ready
 
@@ -389,7 +391,7 @@ class Listener(threading.Thread):
         finally:
             watch.close()
 
-    def _listen(self, connection: Any, watch: Any) -> None:
+    def _listen(self, connection: Any, watch: Idle | SentinelWatch) -> None:
         heard = time.monotonic()
         pinged: float | None = None
         while not self._stop_requested.is_set():

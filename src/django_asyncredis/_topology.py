@@ -23,9 +23,11 @@ import binascii
 import bisect
 import dataclasses
 import hashlib
+import os
 import random
 import re
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -346,6 +348,7 @@ class SentinelState:
         self.known: Server | None = None
         self._lock = threading.Lock()
         self._observers: list[Callable[[Server], None]] = []
+        _sentinel_states.add(self)
 
     def observe(self, callback: Callable[[Server], None]) -> None:
         """Call ``callback(new primary)`` whenever a resolution names another primary
@@ -397,3 +400,15 @@ class SentinelState:
     def forget(self) -> None:
         """The primary failed or became a replica: ask the sentinels again next time."""
         self.primary = None
+
+
+_sentinel_states: weakref.WeakSet[SentinelState] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """A lock held by another thread at fork would stay held in the child: new ones."""
+    for state in list(_sentinel_states):
+        state._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
