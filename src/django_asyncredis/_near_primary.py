@@ -9,18 +9,18 @@ server the reads go to:
   path's ``SentinelState``: whoever resolves a primary (a read or write
   following a failover, or the listener) records it there, and a change is
   heard by the store, which flushes at once and serves no hit until the listener
-  tracks the new primary. While tracking, the listener asks a sentinel every
-  ``CHECK_EVERY`` seconds who the primary is (``SentinelWatch``): a failover
-  that leaves the old primary up (``SENTINEL FAILOVER``, a partition) drops no
-  connection, and only the sentinels tell.
+  tracks the new primary. While the listener tracks, a thread asks a sentinel
+  every ``CHECK_EVERY`` seconds who the primary is (``SentinelWatch``): a
+  failover that leaves the old primary up (``SENTINEL FAILOVER``, a partition)
+  drops no connection, and only the sentinels tell.
 
-Every connection here is a sync redis-py one of the listener's thread.
+Every connection here is a sync redis-py one, of the thread that opened it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -127,7 +127,9 @@ class SentinelPrimary:
         return self.state.known == server
 
     def watch(self, server: Server) -> SentinelWatch:
-        return SentinelWatch(self.state, server)
+        watch = SentinelWatch(self.state, server)
+        watch.start()
+        return watch
 
     def observe(self, callback: Callable[[Server], None]) -> None:
         self.state.observe(callback)
@@ -142,55 +144,54 @@ def _ask(sentinel: Server, command: tuple[Any, ...]) -> Any:
         connection.disconnect()
 
 
-class SentinelWatch:
-    """Polls a sentinel for the primary while the listener tracks ``tracked``.
+class SentinelWatch(threading.Thread):
+    """Asks a sentinel every ``CHECK_EVERY`` seconds who the primary is, while the
+    listener tracks ``tracked``.
 
-    Never blocks the listener: the question is sent, and its answer read on a
-    later turn of the listener's loop once it has arrived. A sentinel that fails
-    or stays silent is left for the next one; the tracking goes on meanwhile (a
-    sentinel's outage is no failover)."""
+    In a daemon thread of its own, so the listener never waits on a sentinel (a
+    slow or unreachable one would hold up the invalidations behind it). An answer
+    is recorded in the state, whose observers (the store) flush at once if it
+    names another primary; the listener compares on each turn (``poll``) and
+    moves. A sentinel that fails is left for the next one; the tracking goes on
+    meanwhile (a sentinel's outage is no failover)."""
 
     def __init__(self, state: SentinelState, tracked: Server) -> None:
+        super().__init__(name=f"asyncredis-near-cache sentinels of {tracked}", daemon=True)
         self.state = state
         self.tracked = tracked
-        self._turn = 0
-        self._connection: Any = None
-        self._asked_at: float | None = None
-        self._due = time.monotonic() + CHECK_EVERY
+        self._closed = threading.Event()
 
     def poll(self) -> None:
-        """Raise ``PrimaryMoved`` once the data path or a sentinel names another primary."""
+        """Raise ``PrimaryMoved`` once the data path or a sentinel named another primary."""
         if self.state.known != self.tracked:
             raise PrimaryMoved(f"the primary is now {self.state.known}")
-        now = time.monotonic()
-        try:
-            if self._asked_at is None:
-                if now >= self._due:
-                    self._ask(now)
-            elif self._connection.can_read(timeout=0):
-                address = self._connection.read_response()
-                self._asked_at, self._due = None, now + CHECK_EVERY
-                primary = self.state.follow(address)
-                if primary is not None and primary != self.tracked:
-                    raise PrimaryMoved(f"the sentinels name {primary}")
-            elif now - self._asked_at > ANSWER_DEADLINE:
-                raise redis.exceptions.TimeoutError("the sentinel did not answer")
-        except PrimaryMoved:
-            raise
-        except Exception:  # this sentinel failed: ask the next one next time
-            self.close()
-            self._turn += 1
-            self._asked_at, self._due = None, now + CHECK_EVERY
 
-    def _ask(self, now: float) -> None:
-        if self._connection is None:
-            sentinels = self.state.sentinels
-            self._connection = connect(sentinels[self._turn % len(sentinels)])
-        self._connection.send_command(*self.state.address_request())
-        self._asked_at = now
+    def run(self) -> None:
+        turn = 0
+        connection: Any = None
+        try:
+            while not self._closed.wait(CHECK_EVERY):
+                try:
+                    if connection is None:
+                        sentinels = self.state.sentinels
+                        connection = connect(sentinels[turn % len(sentinels)])
+                    connection.send_command(*self.state.address_request())
+                    address = connection.read_response()
+                except Exception:  # this sentinel failed: ask the next one next time
+                    _disconnect(connection)
+                    connection, turn = None, turn + 1
+                    continue
+                if not self._closed.is_set():
+                    self.state.follow(address)
+        finally:
+            _disconnect(connection)
 
     def close(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            with contextlib.suppress(Exception):
-                connection.disconnect()
+        """The listener stopped tracking: end after the question in flight, if any."""
+        self._closed.set()
+
+
+def _disconnect(connection: Any) -> None:
+    if connection is not None:
+        with contextlib.suppress(Exception):
+            connection.disconnect()
