@@ -819,16 +819,19 @@ def _near_settings(opts: _Options, where: _Location) -> NearSettings | None:
                 "NEAR_CACHE_* options are set but OPTIONS['NEAR_CACHE'] is not True."
             )
         return None
-    if where.mode != "standalone":
+    if where.mode in ("cluster", "shard"):
         raise ImproperlyConfigured(
-            f"NEAR_CACHE is not supported with {where.mode} LOCATIONs: it needs one "
-            "invalidation stream per node and a flush on every failover, which are "
-            "not built (docs/near-cache.md). Use it with a single server."
+            f"NEAR_CACHE is not supported with {where.mode} LOCATIONs: the keys live "
+            "on several primaries, and coherence would need an invalidation stream "
+            "per primary and a flush of each node's keys on every MOVED or failover, "
+            "which are not built (docs/near-cache.md#topologies). Use it with a "
+            "single server or a Sentinel service."
         )
     if where.read_from_replicas:
         raise ImproperlyConfigured(
             "NEAR_CACHE cannot read from replicas: a lagging replica's reply could be "
-            "stored after the primary's invalidation. Set READ_FROM_REPLICAS to False."
+            "stored after the primary's invalidation. Set READ_FROM_REPLICAS to False "
+            "(with SENTINELS, replica URLs in LOCATION turn it on unless it is set)."
         )
     if opts.herd_client:
         raise ImproperlyConfigured("NEAR_CACHE does not combine with CLIENT_CLASS HerdClient.")

@@ -5,7 +5,9 @@ Opt-in per alias (``OPTIONS["NEAR_CACHE"]``, docs/near-cache.md). Three parts:
 - ``NearStore``: the process-wide store of one alias's raw bytes (LRU, bounded
   by entries and bytes, each entry with a local deadline), shared by the sync
   API, every event loop and every thread, behind one short ``threading.Lock``.
-- ``Listener``: a daemon thread with one sync redis-py connection per store. It
+- ``Listener``: a daemon thread with one sync redis-py connection per store, to
+  the server the reads go to (``_near_primary``: the one server, or the current
+  primary of a Sentinel service, followed across failovers). It
   enables server-assisted client-side caching on that very connection,
   ``CLIENT TRACKING ON REDIRECT <its own id> BCAST [PREFIX <key prefix>]``,
   then ``SUBSCRIBE __redis__:invalidate`` (RESP2, so Redis 6.2+ and Valkey
@@ -27,6 +29,9 @@ The races, and what wins:
 - The listener's connection drops: the store stops serving hits and is flushed
   at once, and again when tracking is back on (invalidations in between were
   lost); only then are hits served again.
+- Sentinel: the primary changes (a failover, heard by the data path or by the
+  listener asking the sentinels): the store is flushed at once and serves no
+  hit until the listener tracks the new primary.
 - ``os.fork()``: the child's stores are emptied and stop serving; each starts
   its own listener on first use (the parent's thread does not exist there).
 """
@@ -44,11 +49,20 @@ from collections.abc import Awaitable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import redis
 import redis.exceptions
 
 from django_asyncredis._codec import Codec
+from django_asyncredis._near_primary import (
+    ANSWER_DEADLINE,
+    FixedServer,
+    Idle,
+    PrimaryMoved,
+    SentinelPrimary,
+    SentinelWatch,
+    connect,
+)
 from django_asyncredis._operations import READ_ONLY, Batch, OnServer, Operation, Pinned, Request
+from django_asyncredis._topology import SentinelState
 
 #: The channel the server publishes invalidations on (RESP2 redirect).
 INVALIDATE_CHANNEL = "__redis__:invalidate"
@@ -57,7 +71,7 @@ ENTRY_OVERHEAD = 96
 #: The listener pings after this much silence, and gives the connection up when
 #: a ping stays unanswered this long: a dead peer is noticed within seconds.
 PING_AFTER_SILENCE = 1.0
-PING_DEADLINE = 3.0
+PING_DEADLINE = ANSWER_DEADLINE
 #: Reconnect pauses, doubling up to the maximum.
 RECONNECT_FIRST_PAUSE = 0.05
 RECONNECT_MAX_PAUSE = 1.0
@@ -96,7 +110,11 @@ class NearStore:
 
     def __init__(self, settings: NearSettings, server: Any, tracking_prefix: str) -> None:
         self.settings = settings
+        #: The one Server, or the SentinelState of the service.
         self.server = server
+        self.source: FixedServer | SentinelPrimary = (
+            SentinelPrimary(server) if isinstance(server, SentinelState) else FixedServer(server)
+        )
         self.tracking_prefix = tracking_prefix
         self._eligible = settings.eligibility()
         self._lock = threading.Lock()
@@ -115,6 +133,9 @@ class NearStore:
         self._pid = os.getpid()
         self.hits = self.misses = self.invalidations = self.write_drops = 0
         self.flushes = self.refused = 0
+        # A new primary: what was read from the old one is not covered by the
+        # invalidations to come. The listener follows (``SentinelWatch.poll``).
+        self.source.observe(lambda primary: self.flush(ready=False))
 
     # Reads.
 
@@ -219,12 +240,26 @@ class NearStore:
         """Drop everything and refuse every reply in flight; ``ready`` sets whether
         hits are served from now on."""
         with self._lock:
-            self._generation += 1
-            self._entries.clear()
-            self._bytes = 0
-            self.flushes += 1
+            self._flush_locked()
             if ready is not None:
                 self._ready = ready
+
+    def tracking_on(self, server: Any) -> bool:
+        """The listener tracks ``server`` now: flush (invalidations before were
+        lost), and serve hits if the reads still go there; else False (the
+        primary changed meantime: the listener must move)."""
+        with self._lock:
+            self._flush_locked()
+            # A primary change records the new one, then calls flush(ready=False):
+            # in whichever order those two fall against this, hits end up off.
+            self._ready = self.source.is_current(server)
+            return self._ready
+
+    def _flush_locked(self) -> None:
+        self._generation += 1
+        self._entries.clear()
+        self._bytes = 0
+        self.flushes += 1
 
     def stats(self) -> dict[str, int | bool]:
         with self._lock:
@@ -295,9 +330,11 @@ class Listener(threading.Thread):
     keeps its OS handle in ``_handle``, which shadowed a method of that name."""
 
     def __init__(self, store: NearStore) -> None:
-        super().__init__(name=f"asyncredis-near-cache {store.server}", daemon=True)
+        super().__init__(name=f"asyncredis-near-cache {store.source}", daemon=True)
         self.store = store
         self.client_id: int | None = None
+        #: The server whose invalidations it hears (None while reconnecting).
+        self.tracking: Any = None
         self._stop_requested = threading.Event()
         self._connection: Any = None  # a redis.Connection (untyped methods)
 
@@ -315,7 +352,9 @@ class Listener(threading.Thread):
                 self._serve()
             # Whatever ended the connection, invalidations may have been missed.
             self.store.flush(ready=False)
-            self.client_id = None
+            if self.tracking is not None:  # it was serving: a fresh failure, retry soon
+                pause = RECONNECT_FIRST_PAUSE
+            self.client_id = self.tracking = None
             connection, self._connection = self._connection, None
             if connection is not None:
                 with contextlib.suppress(Exception):
@@ -324,7 +363,14 @@ class Listener(threading.Thread):
             pause = min(pause * 2, RECONNECT_MAX_PAUSE)
 
     def _serve(self) -> None:
-        connection = self._connection = _connect(self.store.server)
+        source = self.store.source
+        server = source.locate()
+        connection = self._connection = connect(server)
+        if source.primary_only:
+            connection.send_command("ROLE")
+            role = connection.read_response()[0]
+            if role != b"master":
+                raise PrimaryMoved(f"{server} is a {role!r}, not the primary")
         connection.send_command("CLIENT", "ID")
         client_id = int(connection.read_response())
         prefix = self.store.tracking_prefix
@@ -335,12 +381,21 @@ class Listener(threading.Thread):
         connection.read_response()
         if self._stop_requested.is_set():
             return
-        self.client_id = client_id
+        self.client_id, self.tracking = client_id, server
         # Tracking is on from here: nothing held before can be trusted; serve hits.
-        self.store.flush(ready=True)
+        if not self.store.tracking_on(server):
+            raise PrimaryMoved(f"the primary changed while {server} was being tracked")
+        watch = source.watch(server)
+        try:
+            self._listen(connection, watch)
+        finally:
+            watch.close()
+
+    def _listen(self, connection: Any, watch: Idle | SentinelWatch) -> None:
         heard = time.monotonic()
         pinged: float | None = None
         while not self._stop_requested.is_set():
+            watch.poll()
             if connection.can_read(timeout=0.25):
                 message = connection.read_response()
                 heard, pinged = time.monotonic(), None
@@ -363,23 +418,6 @@ class Listener(threading.Thread):
             self.store.invalidate(
                 (key.decode("utf-8", "surrogateescape") for key in keys), from_server=True
             )
-
-
-def _connect(server: Any) -> Any:
-    """A sync RESP2 connection to ``server`` with its own settings."""
-    kwargs = server.connection_kwargs()
-    kwargs["protocol"] = 2
-    kwargs["socket_timeout"] = PING_DEADLINE
-    kwargs.pop("db", None)  # tracking is per connection, not per database
-    kwargs.pop("health_check_interval", None)  # our own pings: a subscribed PONG differs
-    connection_class: type[Any] = redis.Connection
-    if server.scheme == "unix":
-        connection_class = redis.UnixDomainSocketConnection
-    elif server.scheme == "rediss":
-        connection_class = redis.SSLConnection
-    connection = connection_class(**kwargs)
-    connection.connect()
-    return connection
 
 
 _registry_lock = threading.Lock()

@@ -23,10 +23,12 @@ import binascii
 import bisect
 import dataclasses
 import hashlib
+import os
 import random
 import re
 import threading
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import AskError, ClusterDownError, MovedError, ResponseError, TryAgainError
@@ -327,7 +329,11 @@ class ClusterIncomplete(Exception):
 
 
 class SentinelState:
-    """The current primary (and replicas) of a Sentinel-monitored service."""
+    """The current primary (and replicas) of a Sentinel-monitored service.
+
+    Whoever resolves the primary (the data path, or the near-cache's listener
+    polling the sentinels) records it here, and the observers hear of every
+    change: the near-cache flushes what it holds from the old primary."""
 
     def __init__(
         self, template: Server, sentinels: Sequence[Server], service: str, read_replicas: bool
@@ -338,6 +344,33 @@ class SentinelState:
         self.read_replicas = read_replicas
         self.primary: Server | None = None
         self.replicas: list[Server] = []
+        #: The last primary resolved; unlike ``primary``, not cleared by ``forget``.
+        self.known: Server | None = None
+        self._lock = threading.Lock()
+        self._observers: list[Callable[[Server], None]] = []
+        _sentinel_states.add(self)
+
+    def observe(self, callback: Callable[[Server], None]) -> None:
+        """Call ``callback(new primary)`` whenever a resolution names another primary
+        than the last one (kept for the process's life: the near-cache's stores)."""
+        with self._lock:
+            self._observers.append(callback)
+
+    def follow(self, address: Any) -> Server | None:
+        """Record the primary a sentinel named (``GET-MASTER-ADDR-BY-NAME``'s reply);
+        None if it named none."""
+        if not address:
+            return None
+        host, port = address[0].decode(), int(address[1])
+        primary = dataclasses.replace(self.template, host=host, port=port)
+        with self._lock:
+            self.primary = primary
+            changed = primary != self.known
+            self.known = primary
+            observers = list(self._observers) if changed else []
+        for callback in observers:
+            callback(primary)
+        return primary
 
     def address_request(self) -> Command:
         return ("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service)
@@ -346,10 +379,10 @@ class SentinelState:
         return ("SENTINEL", "REPLICAS", self.service)
 
     def update(self, address: Any, replicas: Any) -> Server | None:
-        if not address:
+        """Record the sentinels' answers: the primary, and the replicas in good health."""
+        primary = self.follow(address)
+        if primary is None:
             return None
-        host, port = address[0].decode(), int(address[1])
-        self.primary = dataclasses.replace(self.template, host=host, port=port)
         healthy = []
         for flat in replicas or ():
             fields = dict(zip(flat[::2], flat[1::2], strict=False))
@@ -362,8 +395,20 @@ class SentinelState:
                 )
             )
         self.replicas = healthy
-        return self.primary
+        return primary
 
     def forget(self) -> None:
         """The primary failed or became a replica: ask the sentinels again next time."""
         self.primary = None
+
+
+_sentinel_states: weakref.WeakSet[SentinelState] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """A lock held by another thread at fork would stay held in the child: new ones."""
+    for state in list(_sentinel_states):
+        state._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

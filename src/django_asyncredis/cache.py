@@ -94,7 +94,9 @@ class RedisCache(StructuresMixin, BaseCache):
         self._near: _near.NearStore | None = None
         if config.near_cache is not None:
             tracked = "" if self._custom_key_func else f"{self.key_prefix}:"
-            self._near = _near.store_for(config.near_cache, config.servers[0], tracked)
+            # Under Sentinel, the service's state: the listener follows its primary.
+            listened = config.topology if config.mode == "sentinel" else config.servers[0]
+            self._near = _near.store_for(config.near_cache, listened, tracked)
             self._sync = _near.WatchingSync(self._sync, self._near)  # type: ignore[assignment]
             self._async = _near.WatchingAsync(self._async, self._near)  # type: ignore[assignment]
             # Its counters are read by cache.stats and the exporters (the registered
