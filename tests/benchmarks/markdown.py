@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -203,6 +204,35 @@ def server_limit(content: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def near_figures(content: dict[str, Any]) -> str:
+    """``tests/benchmarks/near_cache.py``'s figures from this run, if measured."""
+    figures = content.get("samples", {}).get("near_figures")
+    if not figures:
+        return ""
+
+    def summary(name: str) -> str:
+        values = figures[name]
+        median = statistics.median(values)
+        return f"{median:.2f}x ({min(values):.2f}{DASH}{max(values):.2f})"
+
+    return "\n".join(
+        [
+            "Measured by `tests/benchmarks/near_cache.py` (its `figures()`), on the same "
+            "server after the Zipf rounds; median (min" + DASH + "max) over its rounds:",
+            "",
+            f"- hot key, `aget` by 64 tasks, vs raw redis.asyncio `GET`: "
+            f"{summary('hot_aget_vs_raw')} faster",
+            f"- hot key, sync `get`, vs django-redis: {summary('hot_get_vs_django_redis')} faster",
+            f"- a miss (the key fetched and stored), `aget` then `get`, time vs the same cache "
+            f"without the near-cache: {summary('miss_aget_cost')}, {summary('miss_get_cost')}",
+            f"- the same with `NEAR_CACHE_CHECK_TTL` off: {summary('miss_aget_cost_unchecked')}, "
+            f"{summary('miss_get_cost_unchecked')}",
+            f"- staleness window, write acknowledged in another process to the local drop: "
+            f"p50 {figures['staleness_p50_us']:.0f} µs, p99 {figures['staleness_p99_us']:.0f} µs",
+        ]
+    )
+
+
 def results(content: dict[str, Any], charts: Sequence[Path], directory: Path) -> str:
     """The generated results section: run, machine, targets, charts, every table.
 
@@ -238,6 +268,9 @@ def results(content: dict[str, Any], charts: Sequence[Path], directory: Path) ->
         if text:
             caption = content["tables"][name]["title"]
             parts.extend([f"### {title}", f"{caption}.", text])
+    near = near_figures(content)
+    if near:
+        parts.extend(["### Near-cache: hot key, miss cost, staleness", near])
     parts.extend(["### The server's limit", server_limit(content)])
     return "\n\n".join(parts) + "\n"
 

@@ -28,20 +28,20 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.conftest import pytest_configure
+import redis
+import redis.asyncio
+from django_redis.cache import RedisCache as DjangoRedisCache
 
-pytest_configure(None)  # type: ignore[arg-type]  # Django settings as the tests have them
-
-import redis  # noqa: E402
-import redis.asyncio  # noqa: E402
-from django_redis.cache import RedisCache as DjangoRedisCache  # noqa: E402
-
-from django_asyncredis import RedisCache  # noqa: E402
-from tests.servers import ServerProcess  # noqa: E402
+from django_asyncredis import RedisCache
+from tests.servers import ServerProcess
 
 ROUNDS = 15
 TASKS = 64
 PER_TASK = 50
+#: Calls per task for the near-cached side of the hot-key measurement: a hit is
+#: some 20 times faster than a GET, so it makes that many more calls for a
+#: measurement of comparable length (about 0.1 s), not one of a few milliseconds.
+HOT_PER_TASK = 1_000
 SYNC_CALLS = 2_000
 MISS_CALLS = 300
 STALENESS_SAMPLES = 1_000
@@ -54,16 +54,16 @@ def near(url: str, prefix: str, **options: Any) -> RedisCache:
     return cache
 
 
-async def tasks_seconds(call: Callable[[], Any]) -> float:
-    """Seconds for TASKS tasks making PER_TASK awaited calls each."""
+async def tasks_seconds(call: Callable[[], Any], per_task: int = PER_TASK) -> float:
+    """Seconds per call for TASKS tasks making ``per_task`` awaited calls each."""
 
     async def one() -> None:
-        for _ in range(PER_TASK):
+        for _ in range(per_task):
             await call()
 
     start = time.perf_counter()
     await asyncio.gather(*(one() for _ in range(TASKS)))
-    return time.perf_counter() - start
+    return (time.perf_counter() - start) / (TASKS * per_task)
 
 
 def sync_seconds(call: Callable[[], Any], calls: int) -> float:
@@ -73,12 +73,12 @@ def sync_seconds(call: Callable[[], Any], calls: int) -> float:
     return time.perf_counter() - start
 
 
-def median_ratio(pairs: list[tuple[float, float]]) -> float:
-    """Median over rounds of reference time / measured time (> 1: measured is faster)."""
-    return statistics.median(reference / measured for measured, reference in pairs)
+def round_ratios(pairs: list[tuple[float, float]]) -> list[float]:
+    """Each round's reference time / measured time (> 1: measured is faster)."""
+    return [reference / measured for measured, reference in pairs]
 
 
-async def hot_async(url: str, cache: RedisCache) -> float:
+async def hot_async(url: str, cache: RedisCache) -> list[float]:
     await cache.aset("hot", "x" * 100)
     await cache.aget("hot")
     await cache.aget("hot")
@@ -87,15 +87,15 @@ async def hot_async(url: str, cache: RedisCache) -> float:
     pairs = []
     try:
         for _ in range(ROUNDS):
-            ours = await tasks_seconds(lambda: cache.aget("hot"))
+            ours = await tasks_seconds(lambda: cache.aget("hot"), HOT_PER_TASK)
             theirs = await tasks_seconds(lambda: client.get(key))
             pairs.append((ours, theirs))
     finally:
         await client.aclose()
-    return median_ratio(pairs)
+    return round_ratios(pairs)
 
 
-def hot_sync(url: str, cache: RedisCache) -> float:
+def hot_sync(url: str, cache: RedisCache) -> list[float]:
     cache.set("hot", "x" * 100)
     time.sleep(0.05)  # this process's own write echoes back as an invalidation
     cache.get("hot")
@@ -106,11 +106,11 @@ def hot_sync(url: str, cache: RedisCache) -> float:
         ours = sync_seconds(lambda: cache.get("hot"), SYNC_CALLS)
         theirs = sync_seconds(lambda: reference.get("hot"), SYNC_CALLS)
         pairs.append((ours, theirs))
-    return median_ratio(pairs)
+    return round_ratios(pairs)
 
 
-def misses(url: str, cache: RedisCache) -> tuple[float, float]:
-    """(async, sync) median ratio near / plain on reads that miss the near-cache:
+def misses(url: str, cache: RedisCache) -> tuple[list[float], list[float]]:
+    """(async, sync) ratios near / plain per round on reads that miss the near-cache:
     each read is of a key not held, which the near-cache fetches and stores."""
     plain = RedisCache(url, {"KEY_PREFIX": cache.key_prefix})
     store = cache._near
@@ -146,7 +146,7 @@ def misses(url: str, cache: RedisCache) -> tuple[float, float]:
                 timings["sync", near_cached] = sync_read_all(which)
             async_pairs.append((timings["async", False], timings["async", True]))
             sync_pairs.append((timings["sync", False], timings["sync", True]))
-    return median_ratio(async_pairs), median_ratio(sync_pairs)
+    return round_ratios(async_pairs), round_ratios(sync_pairs)
 
 
 #: The writer of the staleness measurement: another process, on its own
@@ -211,29 +211,61 @@ def staleness(url: str, cache: RedisCache) -> tuple[float, float]:
     return samples[len(samples) // 2], samples[int(len(samples) * 0.99)]
 
 
+def figures(url: str) -> dict[str, Any]:
+    """Every figure above against the server at ``url`` (also the ``near`` part of
+    ``run.py``): per-round ratios, and the staleness percentiles in µs."""
+    cache = near(url, "near-bench")
+    unchecked = near(url, "near-bench-unchecked", NEAR_CACHE_CHECK_TTL=False)
+    hot_async_ratios = asyncio.run(hot_async(url, cache))
+    hot_sync_ratios = hot_sync(url, cache)
+    miss_async, miss_sync = misses(url, cache)
+    unchecked_async, unchecked_sync = misses(url, unchecked)
+    p50, p99 = staleness(url, cache)
+    return {
+        "hot_aget_vs_raw": hot_async_ratios,
+        "hot_get_vs_django_redis": hot_sync_ratios,
+        # misses: near / plain time (> 1: what a miss costs more)
+        "miss_aget_cost": miss_async,
+        "miss_get_cost": miss_sync,
+        "miss_aget_cost_unchecked": unchecked_async,
+        "miss_get_cost_unchecked": unchecked_sync,
+        "staleness_p50_us": p50,
+        "staleness_p99_us": p99,
+    }
+
+
 def main() -> None:
+    from tests.conftest import pytest_configure
+
+    pytest_configure(None)  # type: ignore[arg-type]  # Django settings as the tests have them
     server = ServerProcess().start()
     try:
-        cache = near(server.url, "near-bench")
         print(f"server: {server.binary}")
-        ratio = asyncio.run(hot_async(server.url, cache))
-        print(f"hot key aget x{TASKS} tasks vs raw redis.asyncio GET: {ratio:.1f}x faster")
-        print(f"hot key sync get vs django-redis get: {hot_sync(server.url, cache):.1f}x faster")
-        async_cost, sync_cost = misses(server.url, cache)
-        print(f"miss cost vs the plain path: aget {async_cost:.2f}x, get {sync_cost:.2f}x")
-        unchecked = near(server.url, "near-bench-unchecked", NEAR_CACHE_CHECK_TTL=False)
-        async_cost, sync_cost = misses(server.url, unchecked)
-        print(
-            "miss cost vs the plain path, NEAR_CACHE_CHECK_TTL False: "
-            f"aget {async_cost:.2f}x, get {sync_cost:.2f}x"
-        )
-        p50, p99 = staleness(server.url, cache)
-        print(
-            "staleness window (write ack in another process -> local drop): "
-            f"p50 {p50:.0f} us, p99 {p99:.0f} us"
-        )
+        found = figures(server.url)
     finally:
         server.stop()
+    median = statistics.median
+    print(
+        f"hot key aget x{TASKS} tasks vs raw redis.asyncio GET: "
+        f"{median(found['hot_aget_vs_raw']):.1f}x faster"
+    )
+    print(
+        "hot key sync get vs django-redis get: "
+        f"{median(found['hot_get_vs_django_redis']):.1f}x faster"
+    )
+    print(
+        "miss cost vs the plain path: "
+        f"aget {median(found['miss_aget_cost']):.2f}x, get {median(found['miss_get_cost']):.2f}x"
+    )
+    print(
+        "miss cost vs the plain path, NEAR_CACHE_CHECK_TTL False: "
+        f"aget {median(found['miss_aget_cost_unchecked']):.2f}x, "
+        f"get {median(found['miss_get_cost_unchecked']):.2f}x"
+    )
+    print(
+        "staleness window (write ack in another process -> local drop): "
+        f"p50 {found['staleness_p50_us']:.0f} us, p99 {found['staleness_p99_us']:.0f} us"
+    )
 
 
 if __name__ == "__main__":

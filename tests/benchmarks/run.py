@@ -46,7 +46,15 @@ if str(ROOT) not in sys.path:  # run as a script: make ``tests.*`` importable
     sys.path.insert(0, str(ROOT))
 
 from tests.benchmarks import contenders as c  # noqa: E402
-from tests.benchmarks import e2e, markdown, near_zipf, reference, report, sessions  # noqa: E402
+from tests.benchmarks import (  # noqa: E402
+    e2e,
+    markdown,
+    near_cache,
+    near_zipf,
+    reference,
+    report,
+    sessions,
+)
 from tests.benchmarks.harness import (  # noqa: E402
     Sample,
     Summary,
@@ -819,11 +827,44 @@ def error_target(e2e_samples: Samples) -> report.Target | None:
     )
 
 
-def build_targets(samples: dict[str, Samples]) -> list[report.Target]:
+def near_targets(figures: dict[str, Any]) -> list[report.Target]:
+    """The near-cache's hot-key and miss-cost targets (``near_cache.figures``)."""
+    if not figures:
+        return []
+    return [
+        report.Target(
+            "near-cache hot `aget` x64 throughput vs redis.asyncio (raw) `GET`",
+            Summary.of(figures["hot_aget_vs_raw"]),
+            20,
+            True,
+        ),
+        report.Target(
+            "near-cache hot sync `get`, 1 thread, speed vs django-redis",
+            Summary.of(figures["hot_get_vs_django_redis"]),
+            10,
+            True,
+        ),
+        report.Target(
+            "near-cache miss, `aget` (1 task), time vs the same cache without it",
+            Summary.of(figures["miss_aget_cost"]),
+            1.1,
+            False,
+        ),
+        report.Target(
+            "near-cache miss, sync `get`, time vs the same cache without it",
+            Summary.of(figures["miss_get_cost"]),
+            1.1,
+            False,
+        ),
+    ]
+
+
+def build_targets(samples: dict[str, Any]) -> list[report.Target]:
     """Every rule this run has the samples for, in the order of ``RULES``."""
     found = [rule.evaluate(samples) for rule in RULES]
     found.append(connection_target(samples.get("async", {})))
     found.append(error_target(samples.get("e2e", {})))
+    found.extend(near_targets(samples.get("near_figures", {})))
     return [target for target in found if target is not None]
 
 
@@ -843,6 +884,7 @@ def main(argv: list[str]) -> int:
     e2e_samples: Samples = {}
     session_samples: Samples = {}
     near_samples: Samples = {}
+    near_figures: dict[str, Any] = {}
     try:
         pin(args.pin, server.process.pid if server and server.process else None)
         configure_django(url)
@@ -897,6 +939,8 @@ def main(argv: list[str]) -> int:
             session_samples = run_sessions(url, args)
         if "near" in args.parts:
             near_samples = run_near(url, args)
+            print("near-cache: hot key, miss cost, staleness", file=sys.stderr, flush=True)
+            near_figures = near_cache.figures(url)
         # Another busy process during the run shows here (the ratios are meant to survive it).
         header["load_average_at_end"] = [round(load, 2) for load in os.getloadavg()]
         header["run_seconds"] = round(time.monotonic() - run_started)
@@ -923,6 +967,7 @@ def main(argv: list[str]) -> int:
         "e2e": e2e_samples,
         "sessions": session_samples,
         "near": near_samples,
+        "near_figures": near_figures,
     }
     targets = build_targets(samples)
     report.print_targets(targets)
