@@ -28,6 +28,7 @@ from django_asyncredis._operations import (
     Pinned,
     Request,
     Sleep,
+    raise_batch_errors,
 )
 from django_asyncredis._pools import AsyncConnectionPool, async_pool
 from django_asyncredis._routing import Route, Send, SendEach
@@ -98,6 +99,9 @@ class AsyncCore:
                                     if sent is None:
                                         raise
                                     reply = await _multiplex.send(pool, request, _send_pooled, exc)
+                                else:
+                                    if sent is not None and kind is Batch:
+                                        raise_batch_errors(reply)
                             else:
                                 reply = await _send_pooled(pool, request)
                         except CONNECTION_ERRORS as exc:

@@ -36,7 +36,7 @@ from typing import Any
 from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
 from django_asyncredis._idempotency import may_resend, raise_unanswered
-from django_asyncredis._operations import Batch
+from django_asyncredis._operations import Batch, raise_batch_errors
 
 try:
     import hiredis
@@ -474,28 +474,37 @@ SEND_FAILURES = (ReplyOverdue, ConnectionError)
 
 
 def submit_now(pool: Any, request: Any) -> asyncio.Future[Any] | None:
-    """A single command put on the pool's shared connection at once: the future of
-    its reply. None when it must go through ``send`` instead (a ``Batch``, no usable
-    connection yet, a command that does not ride the shared connection, a large one).
+    """A request put on the pool's shared connection at once: the future of its
+    reply (a ``Batch``: the list of its replies, errors in place; see
+    ``raise_batch_errors``). None when it must go through ``send`` instead (no
+    usable connection yet, a command that does not ride the shared connection, a
+    large request, an empty batch).
 
     The drivers' fast path: awaiting this future rather than ``send`` spares a
     coroutine per call. A failure of the future is handed to ``send(...,
     failed=exc)``, which applies the same retry rule as for its own attempts.
     """
     multiplexer: Multiplexer | None = pool.shared
-    if multiplexer is None or type(request) is not tuple:  # a Batch: ``send``
+    if multiplexer is None:
         return None
     connection = multiplexer.current  # one shared connection: nothing else to do
     if connection is None or not connection.usable:
         connection = multiplexer.pick()
         if connection is None:
             return None
-    if not _name_rides_shared(request[0]):
-        return None
-    packed = hiredis.pack_command(request)
+    if type(request) is Batch:
+        if not request or not rides_shared(request):
+            return None
+        packed = _pack(request)
+        count: int | None = len(request)
+    else:
+        if not _name_rides_shared(request[0]):
+            return None
+        packed = hiredis.pack_command(request)
+        count = None
     if len(packed) > LARGE_REQUEST_BYTES:
         return None
-    return connection.submit(packed, None)
+    return connection.submit(packed, count)
 
 
 async def send(
@@ -539,7 +548,7 @@ async def send(
             attempts.failed(server, request, exc)
             continue
         if count is not None:
-            _raise_batch_error(reply)
+            raise_batch_errors(reply)
         return reply
 
 
@@ -566,12 +575,3 @@ class _Attempts:
                 raise_unanswered(server, request, exc)
         if self.sent > server.retries or not may_resend(request):
             raise_unanswered(server, request, exc)
-
-
-def _raise_batch_error(replies: list[Any]) -> None:
-    """A batch answers every reply, errors in place, and raises the first error
-    (with the replies attached for the cache pipeline), as the pooled reader does."""
-    for reply in replies:
-        if isinstance(reply, ResponseError):
-            reply.batch_replies = replies  # type: ignore[attr-defined]
-            raise reply

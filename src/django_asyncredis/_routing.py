@@ -41,7 +41,14 @@ from redis.exceptions import (
 )
 
 from django_asyncredis._config import CacheConfig, Server
-from django_asyncredis._operations import READ_ONLY, Batch, Command, OnPrimary, Sleep
+from django_asyncredis._operations import (
+    READ_ONLY,
+    Batch,
+    Command,
+    OnPrimary,
+    Sleep,
+    raise_batch_errors,
+)
 from django_asyncredis._topology import (
     ClusterIncomplete,
     ClusterMap,
@@ -49,7 +56,6 @@ from django_asyncredis._topology import (
     ShardMap,
     merge,
     merge_batch,
-    raise_batch_errors,
 )
 from django_asyncredis.errors import (
     CONNECTION_ERRORS,

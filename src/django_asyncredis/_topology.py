@@ -31,7 +31,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import AskError, ClusterDownError, MovedError, ResponseError, TryAgainError
+from redis.exceptions import AskError, ClusterDownError, MovedError, TryAgainError
 
 from django_asyncredis._operations import Batch, Command
 
@@ -202,17 +202,6 @@ def merge_batch(
             if isinstance(reply, _TOPOLOGY_ERRORS):
                 again.append(position)
     return replies, again
-
-
-def raise_batch_errors(replies: list[Any]) -> list[Any]:
-    """The replies, or the first error reply raised carrying all of them
-    (``batch_replies``, as the drivers' batches do), so that one failed command
-    does not hide the others' replies from the cache pipeline."""
-    first = next((reply for reply in replies if isinstance(reply, ResponseError)), None)
-    if first is not None:
-        first.batch_replies = replies  # type: ignore[attr-defined]
-        raise first
-    return replies
 
 
 #: django-redis's ShardClient hashes only the part of a key between the last "{"

@@ -92,11 +92,15 @@ class RedisCache(StructuresMixin, BaseCache):
         )
         # The near-cache (NEAR_CACHE): reads look there first, writes drop their keys.
         self._near: _near.NearStore | None = None
+        #: The drivers of get, get_many and has_key (the unwatched ones: see below).
+        self._sync_reads, self._async_reads = self._sync, self._async
         if config.near_cache is not None:
             tracked = "" if self._custom_key_func else f"{self.key_prefix}:"
             # Under Sentinel, the service's state: the listener follows its primary.
             listened = config.topology if config.mode == "sentinel" else config.servers[0]
             self._near = _near.store_for(config.near_cache, listened, tracked)
+            # Writes drop their keys' local copies; get, get_many and has_key keep
+            # the unwatched drivers (they write nothing): the hot path of a hit.
             self._sync = _near.WatchingSync(self._sync, self._near)  # type: ignore[assignment]
             self._async = _near.WatchingAsync(self._async, self._near)  # type: ignore[assignment]
             # Its counters are read by cache.stats and the exporters (the registered
@@ -366,7 +370,7 @@ class RedisCache(StructuresMixin, BaseCache):
     ) -> Any:
         if client is not None:
             self._check_client(client)
-        return self._sync.run(self._get(key, default, version), default)
+        return self._sync_reads.run(self._get(key, default, version), default)
 
     def set(  # type: ignore[override]
         self,
@@ -437,14 +441,14 @@ class RedisCache(StructuresMixin, BaseCache):
     def has_key(self, key: Key, version: int | None = None, client: Any = None) -> bool:
         if client is not None:
             self._check_client(client)
-        return self._sync.run(self._has_key(key, version), False)
+        return self._sync_reads.run(self._has_key(key, version), False)
 
     def get_many(
         self, keys: Iterable[Key], version: int | None = None, client: Any = None
     ) -> dict[Any, Any]:
         if client is not None:
             self._check_client(client)
-        return self._sync.run(self._get_many(keys, version), {})
+        return self._sync_reads.run(self._get_many(keys, version), {})
 
     def set_many(
         self,
@@ -632,7 +636,7 @@ class RedisCache(StructuresMixin, BaseCache):
     ) -> Any:
         if client is not None:
             self._check_client(client)
-        return await self._async.run(self._get(key, default, version), default)
+        return await self._async_reads.run(self._get(key, default, version), default)
 
     async def aset(  # type: ignore[override]
         self,
@@ -699,14 +703,14 @@ class RedisCache(StructuresMixin, BaseCache):
     async def ahas_key(self, key: Key, version: int | None = None, client: Any = None) -> bool:
         if client is not None:
             self._check_client(client)
-        return await self._async.run(self._has_key(key, version), False)
+        return await self._async_reads.run(self._has_key(key, version), False)
 
     async def aget_many(
         self, keys: Iterable[Key], version: int | None = None, client: Any = None
     ) -> dict[Any, Any]:
         if client is not None:
             self._check_client(client)
-        return await self._async.run(self._get_many(keys, version), {})
+        return await self._async_reads.run(self._get_many(keys, version), {})
 
     async def aset_many(
         self,
