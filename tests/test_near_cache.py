@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
-import subprocess
-import sys
 import threading
 import time
 import warnings
@@ -18,11 +15,10 @@ from django.core.exceptions import ImproperlyConfigured
 
 from django_asyncredis import RedisCache, _near
 from tests.conftest import AsyncAPI
+from tests.near import Writer, near_cache
 from tests.servers import ServerProcess, running_server
 
 pytestmark = pytest.mark.filterwarnings("error")
-
-_prefixes = itertools.count()
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -32,15 +28,6 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("not delivered in time")
         time.sleep(0.002)
-
-
-def near_cache(url: str, **options: Any) -> RedisCache:
-    """A near-cached backend on its own key prefix (so its own store), listening."""
-    prefix = f"near{os.getpid()}-{next(_prefixes)}"
-    cache = RedisCache(url, {"KEY_PREFIX": prefix, "OPTIONS": {"NEAR_CACHE": True, **options}})
-    assert cache._near is not None
-    assert cache._near.wait_ready(5)
-    return cache
 
 
 class echoed:
@@ -89,38 +76,6 @@ def deaf(near: RedisCache, monkeypatch: pytest.MonkeyPatch) -> None:
     listener = near._near._listener if near._near is not None else None
     assert listener is not None
     monkeypatch.setattr(listener, "_on_message", lambda message: None)
-
-
-class Writer:
-    """Another process that writes raw integers with redis-py, one line per write,
-    and answers once the server acknowledged it."""
-
-    def __init__(self, port: int) -> None:
-        script = (
-            "import sys, redis\n"
-            f"r = redis.Redis(port={port})\n"
-            "for line in sys.stdin:\n"
-            "    key, value = line.split()\n"
-            "    r.set(key, int(value))\n"
-            "    print('ok', flush=True)\n"
-        )
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
-
-    def set(self, key: str, value: int) -> None:
-        assert self.process.stdin is not None
-        assert self.process.stdout is not None
-        self.process.stdin.write(f"{key} {value}\n")
-        self.process.stdin.flush()
-        assert self.process.stdout.readline() == "ok\n"
-
-    def close(self) -> None:
-        assert self.process.stdin is not None
-        assert self.process.stdout is not None
-        self.process.stdin.close()
-        self.process.wait(10)
-        self.process.stdout.close()
 
 
 def test_a_second_read_is_a_hit(api: Any, near: RedisCache) -> None:
@@ -209,7 +164,7 @@ def test_a_write_by_another_process_is_never_read_after_delivery(
     """Once the invalidation of another process's write is delivered, every read
     returns the new value, for 30 writes in a row."""
     stored = near.make_key("k")
-    writer = Writer(redis_server.port)
+    writer = Writer(redis_server.url)
     try:
         with echoed(near):
             api.set("k", 0)
@@ -264,7 +219,7 @@ def test_concurrent_readers_converge_on_the_last_write(
     threads.append(threading.Thread(target=async_reader))
     for thread in threads:
         thread.start()
-    writer = Writer(redis_server.port)
+    writer = Writer(redis_server.url)
     before = store.invalidations
     try:
         for value in range(1, 201):

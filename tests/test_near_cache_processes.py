@@ -14,9 +14,6 @@ window) is measured by ``tests/benchmarks/near_cache.py``, not asserted here.
 from __future__ import annotations
 
 import asyncio
-import itertools
-import os
-import subprocess
 import sys
 import threading
 import time
@@ -26,6 +23,7 @@ from typing import Any
 import pytest
 
 from django_asyncredis import RedisCache
+from tests.near import Writer, listening
 from tests.servers import ServerProcess
 
 pytestmark = pytest.mark.filterwarnings("error")
@@ -37,46 +35,6 @@ CHECKS = 3
 WRITERS = 2
 BACKGROUND_READERS = 2
 DELIVERY_DEADLINE = 5.0  # seconds: far beyond any loopback delivery, never a timing claim
-
-_prefixes = itertools.count()
-
-WRITER_SCRIPT = """
-import sys, redis
-client = redis.Redis.from_url(sys.argv[1])
-for line in sys.stdin:
-    key, value = line.split()
-    client.set(key, int(value))
-    print("ok", flush=True)
-"""
-
-
-class Writer:
-    """Another process writing raw integers with redis-py: ``set()`` returns once
-    the server acknowledged the write there."""
-
-    def __init__(self, url: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", WRITER_SCRIPT, url],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-
-    def set(self, key: str, value: int) -> None:
-        assert self.process.stdin is not None
-        assert self.process.stdout is not None
-        self.process.stdin.write(f"{key} {value}\n")
-        self.process.stdin.flush()
-        assert self.process.stdout.readline() == "ok\n"
-
-    def close(self) -> None:
-        assert self.process.stdin is not None
-        assert self.process.stdout is not None
-        self.process.stdin.close()
-        try:
-            self.process.wait(10)
-        finally:
-            self.process.stdout.close()
 
 
 @pytest.fixture
@@ -92,15 +50,9 @@ def writers(redis_server: ServerProcess) -> Iterator[list[Writer]]:
 @pytest.fixture
 def near(redis_server: ServerProcess) -> Iterator[RedisCache]:
     """A near-cached backend on a key prefix of its own (so a store of its own), listening."""
-    prefix = f"near-processes-{os.getpid()}-{next(_prefixes)}"
-    cache = RedisCache(redis_server.url, {"KEY_PREFIX": prefix, "OPTIONS": {"NEAR_CACHE": True}})
-    assert cache._near is not None
-    assert cache._near.wait_ready(5)
-    try:
+    with listening(redis_server.url, "near-processes") as cache:
         yield cache
-    finally:
-        cache._near.stop()
-        redis_server.flush()
+    redis_server.flush()
 
 
 def delivered(cache: RedisCache, before: int) -> None:

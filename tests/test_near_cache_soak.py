@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import itertools
-import os
 import random
 import tracemalloc
 from collections.abc import Iterator
@@ -22,6 +20,7 @@ from typing import Any
 import pytest
 
 from django_asyncredis import RedisCache
+from tests.near import listening
 from tests.servers import ServerProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("error")]
@@ -44,8 +43,6 @@ PHASE = 5_000
 #: calls; a 2-tuple or a ticket is 56 bytes) is caught several times over.
 GROWTH_BOUND = 256 * 1024
 
-_prefixes = itertools.count()
-
 
 def size_of(index: int) -> int:
     """Mostly small values, one key in five of 0.5 to 4 KiB: the entry bound binds
@@ -55,26 +52,21 @@ def size_of(index: int) -> int:
 
 @pytest.fixture
 def near(redis_server: ServerProcess) -> Iterator[RedisCache]:
-    """A bounded near-cache over KEYS keys already on the server."""
-    prefix = f"near-soak-{os.getpid()}-{next(_prefixes)}"
-    options = {
-        "NEAR_CACHE": True,
-        "NEAR_CACHE_MAX_ENTRIES": MAX_ENTRIES,
-        "NEAR_CACHE_MAX_BYTES": MAX_BYTES,
-    }
-    plain = RedisCache(redis_server.url, {"KEY_PREFIX": prefix})
-    for start in range(0, KEYS, 1_000):
-        plain.set_many(
-            {f"k{i}": "v" * size_of(i) for i in range(start, min(start + 1_000, KEYS))}, None
-        )
-    cache = RedisCache(redis_server.url, {"KEY_PREFIX": prefix, "OPTIONS": options})
-    assert cache._near is not None
-    assert cache._near.wait_ready(5)
-    try:
+    """A bounded near-cache over KEYS keys already on the server (written through
+    a plain backend on the same prefix)."""
+    with listening(
+        redis_server.url,
+        "near-soak",
+        NEAR_CACHE_MAX_ENTRIES=MAX_ENTRIES,
+        NEAR_CACHE_MAX_BYTES=MAX_BYTES,
+    ) as cache:
+        plain = RedisCache(redis_server.url, {"KEY_PREFIX": cache.key_prefix})
+        for start in range(0, KEYS, 1_000):
+            plain.set_many(
+                {f"k{i}": "v" * size_of(i) for i in range(start, min(start + 1_000, KEYS))}, None
+            )
         yield cache
-    finally:
-        cache._near.stop()
-        redis_server.flush()
+    redis_server.flush()
 
 
 class Churn:
