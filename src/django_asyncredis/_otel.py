@@ -20,7 +20,7 @@ touching the context keeps the async path free of context switches.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 try:
@@ -148,19 +148,39 @@ def _create_instruments() -> None:
 
 
 def _create_near_instruments(meter: Any) -> None:
-    """The near-caches' counters (observable counters) and levels (gauges), by alias."""
+    """The near-caches' counters and levels, by alias."""
     from django_asyncredis._near_stats import NEAR_COUNTERS, NEAR_LEVELS
 
-    for field in NEAR_COUNTERS:
-        _meter_instruments[f"near_cache.{field}"] = meter.create_observable_counter(
-            f"django_asyncredis.near_cache.{field}", callbacks=[_near_observer(field)]
-        )
-    for field in NEAR_LEVELS:
-        _meter_instruments[f"near_cache.{field}"] = meter.create_observable_gauge(
-            f"django_asyncredis.near_cache.{field}",
-            callbacks=[_near_observer(field)],
-            unit="By" if field == "bytes" else "1",
-        )
+    _create_observables(
+        meter,
+        "near_cache",
+        NEAR_LEVELS,
+        NEAR_COUNTERS,
+        _near_observer,
+        {field: "By" if field == "bytes" else "1" for field in NEAR_LEVELS},
+    )
+
+
+def _create_observables(
+    meter: Any,
+    family: str,
+    levels: Iterable[str],
+    totals: Iterable[str],
+    observer: Callable[[str], Any],
+    units: dict[str, str],
+) -> None:
+    """Observable gauges for a family's ``levels`` and observable counters for its
+    ``totals`` (``django_asyncredis.<family>.<field>``), each read by ``observer``."""
+    for create, fields in (
+        (meter.create_observable_gauge, levels),
+        (meter.create_observable_counter, totals),
+    ):
+        for field in fields:
+            _meter_instruments[f"{family}.{field}"] = create(
+                f"django_asyncredis.{family}.{field}",
+                callbacks=[observer(field)],
+                unit=units.get(field, ""),
+            )
 
 
 def _near_observer(field: str) -> Any:
@@ -177,19 +197,17 @@ def _near_observer(field: str) -> Any:
 
 
 def _create_pool_instruments(meter: Any) -> None:
-    """Observable gauges (levels) and counters (totals) reading the pools' gauges."""
+    """The pools' gauges: levels as gauges, totals as counters."""
     from django_asyncredis._stats import POOL_COUNTERS, POOL_LEVELS
 
-    for field in POOL_LEVELS:
-        _meter_instruments[f"pool.{field}"] = meter.create_observable_gauge(
-            f"django_asyncredis.pool.{field}", callbacks=[_pool_observer(field)]
-        )
-    for field in POOL_COUNTERS:
-        _meter_instruments[f"pool.{field}"] = meter.create_observable_counter(
-            f"django_asyncredis.pool.{field}",
-            callbacks=[_pool_observer(field)],
-            unit="s" if field == "wait_seconds_total" else "1",
-        )
+    _create_observables(
+        meter,
+        "pool",
+        POOL_LEVELS,
+        POOL_COUNTERS,
+        _pool_observer,
+        {field: "s" if field == "wait_seconds_total" else "1" for field in POOL_COUNTERS},
+    )
 
 
 def _pool_observer(field: str) -> Any:

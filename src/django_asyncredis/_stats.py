@@ -18,13 +18,14 @@ import threading
 import time
 import weakref
 from bisect import bisect_left
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from django_asyncredis import _otel
-from django_asyncredis._config import CacheConfig, Server, alias_of
+from django_asyncredis._config import CacheConfig, alias_of
 from django_asyncredis._core import AsyncCore
 from django_asyncredis._near_stats import NearCounters
 from django_asyncredis._operations import Operation
+from django_asyncredis._pools import pool_gauges, servers_in_use
 from django_asyncredis._sync import SyncAdapter
 
 T = TypeVar("T")
@@ -232,12 +233,12 @@ class CacheStats:
         }
 
     def pools(self) -> list[dict[str, Any]]:
-        """The gauges of this cache's connection pools (``pool_gauges``), by server."""
+        """The gauges of this cache's connection pools (``_pools.pool_gauges``: one
+        per event loop and the sync pool, counted where connections open and close
+        and where callers wait, not per command), by server."""
         config = self.config
         if config is None:
             return []
-        from django_asyncredis._pools import servers_in_use
-
         servers = sorted(servers_in_use(config), key=str)
         return [vars(gauges) for server in servers for gauges in pool_gauges(server)]
 
@@ -406,34 +407,6 @@ def drivers(config: CacheConfig) -> tuple[SyncAdapter, AsyncCore, CacheStats]:
         _drivers.clear()
     _drivers[id(config)] = (config, tracing, made)
     return made
-
-
-class PoolGauges(Protocol):
-    """What a connection pool reports for the stats (``_pools.PoolGauges``).
-
-    Read, not counted per command: the pools count where connections open and
-    close and where callers wait. ``manage.py asyncredis stats`` and the
-    OTel/Prometheus exporters read them with ``pool_gauges(server)``.
-    """
-
-    api: str
-    server: str
-    in_use: int
-    idle: int
-    waiters: int
-    waited_total: int
-    wait_seconds_total: float
-    opened_total: int
-    closed_total: int
-    shared: int
-
-
-def pool_gauges(server: Server) -> list[PoolGauges]:
-    """The gauges of every pool open for ``server`` in this process (one per event
-    loop, plus the sync pool)."""
-    from django_asyncredis import _pools
-
-    return list(_pools.pool_gauges(server))
 
 
 #: The pool fields that are levels now (gauges) and those that only grow (counters).
