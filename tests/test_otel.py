@@ -7,6 +7,7 @@ process-wide and can be set once, so one session fixture sets them.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -109,6 +110,37 @@ def test_a_miss_says_so(api: str, telemetry: Telemetry, redis_server: ServerProc
     (span,) = telemetry.spans.get_finished_spans()
     assert span.attributes is not None
     assert span.attributes["cache.hit"] is False
+
+
+@APIS
+def test_a_near_cache_hit_is_a_span_too(
+    api: str, telemetry: Telemetry, redis_server: ServerProcess
+) -> None:
+    """A near-cache hit is answered without a driver, and still traced: one span per
+    get, the miss that fetched the value and the hit that found it held."""
+    options = {"NEAR_CACHE": True}
+    cache = RedisCache(redis_server.url, {"KEY_PREFIX": "otel-near", "OPTIONS": options})
+    store = cache._near
+    assert store is not None
+    assert store.wait_ready(5)
+    try:
+        before = store.invalidations
+        cache.set("k", 1, None)
+        while store.invalidations == before:  # the write's echo, before the reads
+            time.sleep(0.002)
+        telemetry.spans.clear()
+        hits = store.hits
+        assert call(api, cache, "get", "k") == 1
+        assert call(api, cache, "get", "k") == 1
+        assert store.hits == hits + 1
+        spans = telemetry.spans.get_finished_spans()
+        assert [(span.name, dict(span.attributes or {})["cache.hit"]) for span in spans] == [
+            ("get", True),
+            ("get", True),
+        ]
+        assert {dict(span.attributes or {})["cache.api"] for span in spans} == {api}
+    finally:
+        store.stop()
 
 
 @APIS

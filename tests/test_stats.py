@@ -14,9 +14,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 from django.test import override_settings
 
-from django_asyncredis import ConnectionInterrupted, RedisCache
+from django_asyncredis import ConnectionInterrupted, CorruptValueError, RedisCache
 from django_asyncredis._core import AsyncCore
 from django_asyncredis._near_stats import NEAR_COUNTERS, NEAR_LEVELS
 from django_asyncredis._sync import SyncAdapter
@@ -339,6 +340,54 @@ def test_the_near_cache_counters_are_in_the_stats(
             "bytes": held,
             "ready": True,
         }
+
+
+@pytest.mark.parametrize("api_name", ["sync", "async"])
+def test_a_near_cache_hit_is_counted_as_a_get_of_its_api(
+    api_name: str, redis_server: ServerProcess
+) -> None:
+    """A hit is answered without a driver, and counted as the driver counts a get:
+    one call, a hit, its latency, on the API that made it; a key absent from the
+    server is a miss, as without the near-cache."""
+    with near_alias(redis_server.url) as cache, asyncio.Runner() as runner:
+        api = near_api(api_name, cache, runner)
+        write_and_wait_for_the_echo(api, cache, "k", "v")
+        cache.stats.reset()
+        assert [api.get("k") for _ in range(3)] == ["v", "v", "v"]  # a miss there, 2 hits
+        assert api.get("absent") is None
+        assert cache.stats.as_dict()["near_cache"]["hits"] == 2
+        get = counters(cache, api_name, "get")
+        assert (get["calls"], get["hits"], get["misses"], get["errors"]) == (4, 3, 1, {})
+        assert get["latency"]["count"] == 4
+        other = "async" if api_name == "sync" else "sync"
+        assert "get" not in cache.stats.as_dict()["operations"][other]
+
+
+@pytest.mark.parametrize("api_name", ["sync", "async"])
+def test_a_held_value_that_cannot_be_decoded_is_a_counted_error(
+    api_name: str, redis_server: ServerProcess
+) -> None:
+    """Bytes no serializer can read fail the miss that fetches them and the hit that
+    finds them held, alike, and each failure is counted."""
+    with near_alias(redis_server.url) as cache, asyncio.Runner() as runner:
+        api = near_api(api_name, cache, runner)
+        write_and_wait_for_the_echo(api, cache, "k", "v")
+        store = cache._near
+        assert store is not None
+        before = store.invalidations
+        redis.Redis.from_url(redis_server.url).set(cache.make_key("k"), b"\x80\x05not a pickle")
+        deadline = time.monotonic() + 5
+        while store.invalidations == before:
+            assert time.monotonic() < deadline, "invalidation not delivered"
+            time.sleep(0.002)
+        cache.stats.reset()
+        for _ in range(2):  # the miss keeps the bytes; the hit finds them
+            with pytest.raises(CorruptValueError):
+                api.get("k")
+        assert store.stats()["hits"] >= 1
+        get = counters(cache, api_name, "get")
+        assert get["calls"] == 2
+        assert get["errors"] == {"CorruptValueError": 2}
 
 
 @pytest.mark.parametrize("api_name", ["sync", "async"])

@@ -72,6 +72,11 @@ class AsyncCore:
         #: (``async_pool``) was a sixth of a ``get``'s cost at 64 tasks.
         self._single_pool: tuple[asyncio.AbstractEventLoop, AsyncConnectionPool] | None = None
 
+    @property
+    def meter(self) -> Meter | None:
+        """What counts (and traces) this driver's calls (``_stats``), if anything."""
+        return self._meter
+
     async def run(self, operation: Operation[T], fallback: Any = None) -> T:
         """Run an operation to its result. In ignore-exceptions mode, a server that
         is down or slow gives ``fallback`` instead of an error."""

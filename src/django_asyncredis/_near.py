@@ -451,12 +451,14 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 # The operations.
 
 
+#: What ``RedisCache._held`` answers when the near-cache does not hold a key.
+NOT_HELD: Any = object()
+
+
 def get(store: NearStore, codec: Codec, key: str, default: Any) -> Operation[Any]:
-    """``ops.get`` through the near-cache: a hit sends nothing; a miss reads the
-    value and its remaining TTL in one round trip, and keeps the bytes."""
-    raw = store.lookup(key)
-    if raw is not None:
-        return codec.loads(raw, key)
+    """``ops.get`` of a key the near-cache does not hold (``NearStore.lookup`` said
+    so, in ``RedisCache._held``): read the value and its remaining TTL in one
+    round trip, and keep the bytes."""
     ticket = store.begin((key,))
     try:
         if store.settings.check_ttl:

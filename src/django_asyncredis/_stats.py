@@ -57,7 +57,8 @@ _MANY_READS = frozenset({"get_many"})
 #: core hands back the fallback and keeps the exception to itself).
 IGNORED = "ignored"
 
-_clock = time.perf_counter
+#: The clock of the latency histograms.
+clock = time.perf_counter
 
 
 class _Counters:
@@ -334,8 +335,16 @@ class Meter:
         wanted = _requested(operation) if name in _MANY_READS else 0
         tracing = self.tracing
         if tracing is not None:
-            return (_clock(), name, wanted, tracing.start(name, self.api))
-        return (_clock(), name, wanted, None)
+            return (clock(), name, wanted, tracing.start(name, self.api))
+        return (clock(), name, wanted, None)
+
+    def start(self, name: str, start: float) -> Started:
+        """Start measuring a call of single-key operation ``name`` begun at ``start``
+        (``clock()``) and answered without a driver: a near-cache hit."""
+        tracing = self.tracing
+        if tracing is not None:
+            return (start, name, 0, tracing.start(name, self.api))
+        return (start, name, 0, None)
 
     def end(self, started: Started, result: Any, fallback: Any, error: str | None = None) -> None:
         """The call returned ``result`` (``fallback`` is what a read returns on a miss).
@@ -345,7 +354,7 @@ class Meter:
         stats' cost (docs/benchmarks.md).
         """
         start, name, wanted, span = started
-        seconds = _clock() - start
+        seconds = clock() - start
         try:
             counters = self._local.shard.tables[self.api][name]
         except (AttributeError, KeyError):

@@ -67,6 +67,11 @@ class SyncAdapter:
             config.servers[0] if config.topology is None and len(config.servers) == 1 else None
         )
 
+    @property
+    def meter(self) -> Meter | None:
+        """What counts (and traces) this driver's calls (``_stats``), if anything."""
+        return self._meter
+
     def run(self, operation: Operation[T], fallback: Any = None) -> T:
         """Run an operation to its result. In ignore-exceptions mode, a server that
         is down or slow gives ``fallback`` instead of an error."""
