@@ -246,15 +246,15 @@ def test_an_invalidation_during_a_read_wins(
     with echoed(near):
         api.set("k", "old")
     stored = near.make_key("k")
-    finish = store.finish
+    finish = store.finish_one
 
-    def write_then_finish(ticket: Any, replies: Any) -> None:
+    def write_then_finish(ticket: Any, key: str, value: Any, pttl: Any) -> None:
         before = store.invalidations
         raw.set(stored, 2)
         wait_until(lambda: store.invalidations > before)
-        finish(ticket, replies)
+        finish(ticket, key, value, pttl)
 
-    monkeypatch.setattr(store, "finish", write_then_finish)
+    monkeypatch.setattr(store, "finish_one", write_then_finish)
     assert api.get("k") == "old"  # the read was in flight: its own answer is fine
     monkeypatch.undo()
     assert api.get("k") == 2
@@ -307,15 +307,15 @@ def test_a_flush_during_a_read_wins(
     assert store is not None
     with echoed(near):
         api.set("k", "old")
-    finish = store.finish
+    finish = store.finish_one
 
-    def flush_then_finish(ticket: Any, replies: Any) -> None:
+    def flush_then_finish(ticket: Any, key: str, value: Any, pttl: Any) -> None:
         before = store.flushes
         raw.flushall()
         wait_until(lambda: store.flushes > before)
-        finish(ticket, replies)
+        finish(ticket, key, value, pttl)
 
-    monkeypatch.setattr(store, "finish", flush_then_finish)
+    monkeypatch.setattr(store, "finish_one", flush_then_finish)
     assert api.get("k") == "old"
     monkeypatch.undo()
     assert api.get("k") is None

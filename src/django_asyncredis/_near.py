@@ -97,12 +97,9 @@ class NearSettings:
         return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in self.keys))
 
 
-@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs a microsecond a miss
-class Ticket:
-    """What a read saw before it sent: a reply is stored only if still current."""
-
-    generation: int
-    sequence: int
+#: What a read saw before it sent, (flush generation, invalidation sequence): a
+#: reply is stored only if still current. A tuple: an object cost a miss 0.3 µs.
+Ticket = tuple[int, int]
 
 
 class NearStore:
@@ -167,24 +164,51 @@ class NearStore:
             reading = self._reading
             for key in keys:
                 reading[key] = reading.get(key, 0) + 1
-            return Ticket(self._generation, self._sequence)
+            return (self._generation, self._sequence)
+
+    def begin_one(self, key: str) -> Ticket | None:
+        """``begin`` of a single key (``get``'s miss), without a sequence to walk."""
+        with self._lock:
+            if not self._ready:
+                return None
+            reading = self._reading
+            reading[key] = reading.get(key, 0) + 1
+            return (self._generation, self._sequence)
 
     def finish(self, ticket: Ticket | None, replies: Mapping[str, tuple[Any, Any]]) -> None:
         """After the reply: store each (raw, pttl) that is still current, and end the read."""
         if ticket is None:
             return
         now = time.monotonic()
-        lifetime = self.settings.max_lifetime
         with self._lock:
-            current = ticket.generation == self._generation and self._ready
+            current = ticket[0] == self._generation and self._ready
             for key, (raw, pttl) in replies.items():
-                if current and self._dirty.get(key, -1) <= ticket.sequence:
-                    if isinstance(raw, bytes) and isinstance(pttl, int) and pttl != -2:
-                        seconds = lifetime if pttl < 0 else min(lifetime, pttl / 1000)
-                        self._store(key, raw, now + seconds)
-                else:
-                    self.refused += 1
+                self._keep(current, ticket[1], key, raw, pttl, now)
             self._end(replies)
+
+    def finish_one(self, ticket: Ticket | None, key: str, raw: Any, pttl: Any) -> None:
+        """``finish`` of a single key."""
+        if ticket is None:
+            return
+        now = time.monotonic()
+        with self._lock:
+            self._keep(
+                ticket[0] == self._generation and self._ready, ticket[1], key, raw, pttl, now
+            )
+            self._end((key,))
+
+    def _keep(
+        self, current: bool, sequence: int, key: str, raw: Any, pttl: Any, now: float
+    ) -> None:
+        """Store one reply if no flush (``current``) nor invalidation of ``key`` came
+        after its read's ticket; count it refused otherwise (with the lock held)."""
+        if current and self._dirty.get(key, -1) <= sequence:
+            if isinstance(raw, bytes) and isinstance(pttl, int) and pttl != -2:
+                lifetime = self.settings.max_lifetime
+                seconds = lifetime if pttl < 0 else min(lifetime, pttl / 1000)
+                self._store(key, raw, now + seconds)
+        else:
+            self.refused += 1
 
     def abandon(self, ticket: Ticket | None, keys: Iterable[str]) -> None:
         """The read failed or was cancelled: end it, storing nothing."""
@@ -459,7 +483,7 @@ def get(store: NearStore, codec: Codec, key: str, default: Any) -> Operation[Any
     """``ops.get`` of a key the near-cache does not hold (``NearStore.lookup`` said
     so, in ``RedisCache._held``): read the value and its remaining TTL in one
     round trip, and keep the bytes."""
-    ticket = store.begin((key,))
+    ticket = store.begin_one(key)
     try:
         if store.settings.check_ttl:
             raw, pttl = yield Batch((("GET", key), ("PTTL", key)))
@@ -468,7 +492,7 @@ def get(store: NearStore, codec: Codec, key: str, default: Any) -> Operation[Any
     except BaseException:
         store.abandon(ticket, (key,))
         raise
-    store.finish(ticket, {key: (raw, pttl)})
+    store.finish_one(ticket, key, raw, pttl)
     return default if raw is None else codec.loads(raw, key)
 
 

@@ -48,6 +48,8 @@ BUCKETS: tuple[float, ...] = (
     2.5,
 )
 
+FIRST_BOUND = BUCKETS[0]
+
 #: Operations whose result says hit or miss: ``get`` (the default back means a
 #: miss) and ``get_many`` (each requested key absent from the result is a miss).
 _SINGLE_READS = frozenset({"get", "get_from_primary"})
@@ -155,13 +157,17 @@ class CacheStats:
         #: The near-cache's counters (NEAR_CACHE), read from its stores (``_near_stats``).
         self.near = NearCounters()
 
+    def table(self, api: str) -> dict[str, _Counters]:
+        """This thread's counters on ``api``, by operation (its shard's table)."""
+        try:
+            return self._local.shard.tables[api]  # type: ignore[no-any-return]
+        except AttributeError:
+            return self._new_shard()[api]
+
     def counters(self, api: str, name: str) -> _Counters:
         """This thread's counters of operation ``name`` on ``api`` ("async" or
         "sync"), made on first use (``Meter.end`` finds them without this call)."""
-        try:
-            table: dict[str, _Counters] = self._local.shard.tables[api]
-        except AttributeError:
-            table = self._new_shard()[api]
+        table = self.table(api)
         counters = table.get(name)
         if counters is None:
             with self._lock:  # readers iterate the table under the lock
@@ -320,14 +326,16 @@ class Meter:
     Absent (None on the driver) when both STATS and OpenTelemetry are off.
     """
 
-    __slots__ = ("_local", "api", "stats", "tracing")
+    __slots__ = ("_mine", "api", "stats", "tracing")
 
     def __init__(self, stats: CacheStats, tracing: _otel.Tracing | None, api: str) -> None:
         self.stats = stats
         self.tracing = tracing
         #: "async" or "sync": the API whose driver carries this meter.
         self.api = api
-        self._local = stats._local
+        #: ``table``: the calling thread's counters of this API, by operation (its
+        #: shard's, in ``stats``: set on the thread's first call).
+        self._mine = threading.local()
 
     def begin(self, operation: Operation[Any]) -> Started:
         """Start measuring a call of ``operation``."""
@@ -356,11 +364,13 @@ class Meter:
         start, name, wanted, span = started
         seconds = clock() - start
         try:
-            counters = self._local.shard.tables[self.api][name]
+            counters = self._mine.table[name]
         except (AttributeError, KeyError):
             counters = self.stats.counters(self.api, name)
+            self._mine.table = self.stats.table(self.api)
         counters.seconds += seconds
-        counters.buckets[bisect_left(BUCKETS, seconds)] += 1
+        # Most calls take under the first bound (a local round trip, a near hit).
+        counters.buckets[0 if seconds <= FIRST_BOUND else bisect_left(BUCKETS, seconds)] += 1
         hits = misses = 0
         if error is not None:
             self.stats.count_error(counters, error)
