@@ -70,10 +70,10 @@ def raise_batch_errors(replies: list[Any]) -> list[Any]:
     """The replies, or the first error reply raised carrying all of them
     (``batch_replies``, as the drivers' batches do), so that one failed command
     does not hide the others' replies from the cache pipeline."""
-    first = next((reply for reply in replies if isinstance(reply, ResponseError)), None)
-    if first is not None:
-        first.batch_replies = replies  # type: ignore[attr-defined]
-        raise first
+    for reply in replies:  # a loop, not next(...): no generator per batch
+        if isinstance(reply, ResponseError):
+            reply.batch_replies = replies  # type: ignore[attr-defined]
+            raise reply
     return replies
 
 
