@@ -1,0 +1,49 @@
+"""How keys are made: Django's rules, whichever way a project changes them.
+
+``RedisCache._key`` makes a key in one call when nobody changed how keys are
+made; a subclass's ``make_key`` (Django's documented alternative to
+KEY_FUNCTION) or ``validate_key`` must still be used on every path. Single
+server only: the subclass is built here, not by the topology's ``make_cache``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from django.core.cache.backends.base import CacheKeyWarning
+
+from django_asyncredis import RedisCache
+from tests.conftest import AsyncAPI
+from tests.servers import ServerProcess
+
+
+class TenantCache(RedisCache):
+    """Django's other documented way to make keys: a subclass's make_key."""
+
+    def make_key(self, key: Any, version: int | None = None) -> str:
+        return f"tenant-7:{super().make_key(key, version)}"
+
+
+@pytest.mark.parametrize("api_name", ["sync", "async"])
+def test_a_subclass_make_key_is_used_by_every_key_making_path(
+    api_name: str, redis_server: ServerProcess, raw: Any
+) -> None:
+    """get, set, get_many, set_many and has_key all make keys with the subclass's
+    make_key (the fast key making applies only where nobody overrode it)."""
+    cache = TenantCache(redis_server.url, {"KEY_PREFIX": "p"})
+    with asyncio.Runner() as runner:
+        api: Any = cache if api_name == "sync" else AsyncAPI(cache, runner)
+        api.set("a", 1)
+        api.set_many({"b": 2})
+        assert (raw.get("tenant-7:p:1:a"), raw.get("tenant-7:p:1:b")) == (b"1", b"2")
+        assert api.get("a") == 1
+        assert api.get_many(["a", "b"]) == {"a": 1, "b": 2}
+        assert api.has_key("b")
+
+
+def test_an_invalid_key_warns_on_the_fast_key_making_path(cache: Any) -> None:
+    """Django's memcached-portability warning, from _key's own check."""
+    with pytest.warns(CacheKeyWarning, match="characters that will cause errors"):
+        cache.get("with space")
