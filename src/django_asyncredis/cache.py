@@ -229,6 +229,20 @@ class RedisCache(StructuresMixin, BaseCache):
 
     # The operations, each built once for both APIs.
 
+    def _read(
+        self, key: Key, default: Any, version: int | None, meter: _stats.Meter | None
+    ) -> tuple[Any, ops.Operation[Any] | None]:
+        """``get``: (the value, None) when the near-cache holds the key (``_held``),
+        else (None, the operation that reads it from the server)."""
+        near = self._near
+        if near is not None and near.eligible(key):
+            made = self._key(key, version)
+            value = self._held(made, default, meter)
+            if value is not NOT_HELD:
+                return value, None
+            return None, _near.get(near, self._codec, made, default)
+        return None, self._get(key, default, version)
+
     def _get(self, key: Key, default: Any, version: int | None) -> ops.Operation[Any]:
         if self._herd_seconds is not None:
             made = self._key(key, version)
@@ -420,14 +434,8 @@ class RedisCache(StructuresMixin, BaseCache):
     ) -> Any:
         if client is not None:
             self._check_client(client)
-        near = self._near
-        if near is not None and near.eligible(key):
-            made = self._key(key, version)
-            value = self._held(made, default, self._sync_meter)
-            if value is not NOT_HELD:
-                return value
-            return self._sync_reads.run(_near.get(near, self._codec, made, default), default)
-        return self._sync_reads.run(self._get(key, default, version), default)
+        value, operation = self._read(key, default, version, self._sync_meter)
+        return value if operation is None else self._sync_reads.run(operation, default)
 
     def set(  # type: ignore[override]
         self,
@@ -693,14 +701,8 @@ class RedisCache(StructuresMixin, BaseCache):
     ) -> Any:
         if client is not None:
             self._check_client(client)
-        near = self._near
-        if near is not None and near.eligible(key):
-            made = self._key(key, version)
-            value = self._held(made, default, self._async_meter)
-            if value is not NOT_HELD:
-                return value
-            return await self._async_reads.run(_near.get(near, self._codec, made, default), default)
-        return await self._async_reads.run(self._get(key, default, version), default)
+        value, operation = self._read(key, default, version, self._async_meter)
+        return value if operation is None else await self._async_reads.run(operation, default)
 
     async def aset(  # type: ignore[override]
         self,
