@@ -47,3 +47,22 @@ def test_an_invalid_key_warns_on_the_fast_key_making_path(cache: Any) -> None:
     """Django's memcached-portability warning, from _key's own check."""
     with pytest.warns(CacheKeyWarning, match="characters that will cause errors"):
         cache.get("with space")
+
+
+@pytest.mark.parametrize("api_name", ["sync", "async"])
+def test_a_key_func_set_on_the_instance_is_used(api_name: str, cache: Any, raw: Any) -> None:
+    """Django's own cache tests replace ``key_func`` on a built cache: every call
+    after that makes keys with it, the warnings included."""
+
+    def bare(key: Any, prefix: str, version: int) -> str:
+        return f"bare-{key}"
+
+    cache.key_func = bare
+    with asyncio.Runner() as runner:
+        api: Any = cache if api_name == "sync" else AsyncAPI(cache, runner)
+        api.set("a", 1)
+        assert raw.get("bare-a") == b"1"
+        assert api.get("a") == 1
+        assert api.get_many(["a"]) == {"a": 1}
+        with pytest.warns(CacheKeyWarning, match="'bare-with space'"):
+            api.get("with space")

@@ -88,14 +88,14 @@ class RedisCache(StructuresMixin, BaseCache):
         self._custom_key_func = params.get("KEY_FUNCTION") is not None
         #: Keys are made by Django's rules as BaseCache spells them (a subclass may
         #: override make_key or validate_key, as Django's docs suggest): ``_key``
-        #: may make them itself, without the method calls.
+        #: may make them itself, without the method calls. (Those methods replaced
+        #: later, as by ``mock.patch.object``, are not seen: docs/api.md.)
         kind = type(self)
         self._plain_keys = (
             kind.make_key is BaseCache.make_key
             and kind.make_and_validate_key is BaseCache.make_and_validate_key
             and kind.validate_key is RedisCache.validate_key
         )
-        self._default_key_func = self.key_func is default_key_func
         config = self._config
         self._herd_seconds = config.herd_timeout
         self._stampede_policy = _stampede.default_policy(
@@ -140,17 +140,19 @@ class RedisCache(StructuresMixin, BaseCache):
         return int(timeout * 1000)  # type: ignore[operator]
 
     def _key(self, key: Key, version: int | None) -> str:
-        """``make_and_validate_key``, in one call rather than five when neither the
-        settings (KEY_FUNCTION) nor a subclass changed how keys are made: a fifth
-        of a near-cache hit's cost."""
+        """``make_and_validate_key`` in one call rather than five, unless a subclass
+        changed how keys are made (then its methods are called): a fifth of a
+        near-cache hit's cost. ``key_func`` is read on each call, as Django's own
+        tests replace it on the instance."""
         if not self._plain_keys:
             return self.make_and_validate_key(key, version=version)
         if version is None:
             version = self.version
-        if self._default_key_func:
+        key_func = self.key_func
+        if key_func is default_key_func:
             made = "%s:%s:%s" % (self.key_prefix, version, key)  # noqa: UP031  # as Django's
         else:
-            made = self.key_func(key, self.key_prefix, version)
+            made = key_func(key, self.key_prefix, version)
         if len(made) > _MEMCACHED_MAX_KEY_LENGTH or _MEMCACHED_UNSAFE.search(made):
             BaseCache.validate_key(self, made)  # Django's warnings
         return made
