@@ -144,6 +144,55 @@ async def test_a_stuck_connection_times_out_and_is_replaced(
     assert clients(admin) == 1
 
 
+#: Keeps the server busy for ARGV[1] ms (a slow command: the server answers
+#: nothing else meanwhile, but answers each command in turn).
+BUSY = """
+local t = redis.call('TIME')
+local start = t[1] * 1000000 + t[2]
+repeat
+    local now = redis.call('TIME')
+until now[1] * 1000000 + now[2] - start >= tonumber(ARGV[1]) * 1000
+return ARGV[1]
+"""
+
+
+def busy(milliseconds: int) -> Any:
+    """An operation: the server busy for ``milliseconds`` (EVAL rides the shared connection)."""
+    return (yield ("EVAL", BUSY, 0, milliseconds))
+
+
+async def test_each_write_keeps_its_own_deadline_on_a_busy_connection(
+    own_server: ServerProcess, admin: redis.Redis
+) -> None:
+    """Three writes on one connection, socket_timeout 0.5 s, each a command keeping
+    the server busy: 0.2 s written at 0, 0.2 s at 0.1 s, 0.8 s at 0.3 s. (The
+    server reads the second while the first runs, the third while the second
+    does: each reply leaves on its own.) The first two are answered in time, at
+    0.2 and 0.4 s. The third, due at 0.8 s, is answered at 1.2 s: it alone fails,
+    with ServerTimeoutError (EVAL is not sent again); the connection received
+    the second's reply after the third was written, so it is busy, not stuck,
+    and kept: a get then succeeds on it."""
+    cache = RedisCache(
+        own_server.url, {"OPTIONS": {"transport": "multiplexed", "socket_timeout": 0.5}}
+    )
+    await cache.aset("key", "value")
+    first = asyncio.create_task(cache._async.run(busy(200)))
+    await asyncio.sleep(0.1)
+    second = asyncio.create_task(cache._async.run(busy(200)))
+    await asyncio.sleep(0.2)
+    loop = asyncio.get_running_loop()
+    written = loop.time()
+    third = asyncio.create_task(cache._async.run(busy(800)))
+    assert await first == b"200"
+    assert await second == b"200"
+    with pytest.raises(ServerTimeoutError):
+        await third
+    assert loop.time() - written >= 0.5  # its own deadline, not an earlier write's
+    await asyncio.sleep(0.5)  # the third's reply arrives, and is dropped
+    assert await cache.aget("key") == "value"
+    assert clients(admin) == 1
+
+
 async def test_a_broken_connection_fails_an_incr_and_resends_the_reads(
     own_server: ServerProcess, admin: redis.Redis
 ) -> None:

@@ -44,8 +44,6 @@ When = datetime | float | int
 
 _NO_OPTIONS: Mapping[str, Any] = MappingProxyType({})
 _GLOB_SPECIALS = re.compile(r"([*?\[\]\\])")
-#: What Django's memcache_key_warnings looks for: control characters and spaces.
-_MEMCACHED_UNSAFE = re.compile(r"[\x00-\x20\x7f]")
 _MEMCACHED_MAX_KEY_LENGTH = 250
 #: redis-py's pipelines: refused as ``client=`` (see ``_check_client``).
 _PIPELINES = (
@@ -153,8 +151,8 @@ class RedisCache(StructuresMixin, BaseCache):
             made = "%s:%s:%s" % (self.key_prefix, version, key)  # noqa: UP031  # as Django's
         else:
             made = key_func(key, self.key_prefix, version)
-        if len(made) > _MEMCACHED_MAX_KEY_LENGTH or _MEMCACHED_UNSAFE.search(made):
-            BaseCache.validate_key(self, made)  # Django's warnings
+        if len(made) > _MEMCACHED_MAX_KEY_LENGTH or not made.isprintable() or " " in made:
+            BaseCache.validate_key(self, made)  # Django's warnings, if any is due
         return made
 
     def _made_keys(self, keys: Iterable[Key], version: int | None) -> dict[str, Key]:
@@ -173,9 +171,11 @@ class RedisCache(StructuresMixin, BaseCache):
         return made
 
     def validate_key(self, key: str) -> None:
-        """Django's memcached-portability warnings, with the common case (a key that
-        warns of nothing) decided by one regular expression instead of a loop."""
-        if len(key) > _MEMCACHED_MAX_KEY_LENGTH or _MEMCACHED_UNSAFE.search(key):
+        """Django's memcached-portability warnings (a key too long, a control
+        character or a space), with the common case decided without Django's loop
+        over the key's characters: a printable key without a space and short
+        enough warns of nothing. (Other keys, printable or not, Django checks.)"""
+        if len(key) > _MEMCACHED_MAX_KEY_LENGTH or not key.isprintable() or " " in key:
             super().validate_key(key)
 
     # django-redis's ways to reach the redis-py client.
@@ -232,12 +232,17 @@ class RedisCache(StructuresMixin, BaseCache):
     # The operations, each built once for both APIs.
 
     def _read(
-        self, key: Key, default: Any, version: int | None, meter: _stats.Meter | None
+        self,
+        near: _near.NearStore,
+        key: Key,
+        default: Any,
+        version: int | None,
+        meter: _stats.Meter | None,
     ) -> tuple[Any, ops.Operation[Any] | None]:
-        """``get``: (the value, None) when the near-cache holds the key (``_held``),
-        else (None, the operation that reads it from the server)."""
-        near = self._near
-        if near is not None and near.eligible(key):
+        """``get`` with a near-cache: (the value, None) when it holds the key
+        (``_held``), else (None, the operation that reads it from the server). (A
+        cache without one calls ``_get`` directly: a frame less on its hot path.)"""
+        if near.eligible(key):
             made = self._key(key, version)
             value = self._held(made, default, meter)
             if value is not NOT_HELD:
@@ -436,7 +441,10 @@ class RedisCache(StructuresMixin, BaseCache):
     ) -> Any:
         if client is not None:
             self._check_client(client)
-        value, operation = self._read(key, default, version, self._sync_meter)
+        near = self._near
+        if near is None:
+            return self._sync_reads.run(self._get(key, default, version), default)
+        value, operation = self._read(near, key, default, version, self._sync_meter)
         return value if operation is None else self._sync_reads.run(operation, default)
 
     def set(  # type: ignore[override]
@@ -703,7 +711,10 @@ class RedisCache(StructuresMixin, BaseCache):
     ) -> Any:
         if client is not None:
             self._check_client(client)
-        value, operation = self._read(key, default, version, self._async_meter)
+        near = self._near
+        if near is None:
+            return await self._async_reads.run(self._get(key, default, version), default)
+        value, operation = self._read(near, key, default, version, self._async_meter)
         return value if operation is None else await self._async_reads.run(operation, default)
 
     async def aset(  # type: ignore[override]

@@ -17,5 +17,5 @@ class PickleSerializer:
     def dumps(self, value: Any) -> bytes:
         return pickle.dumps(value, self.protocol)
 
-    def loads(self, data: bytes) -> Any:
-        return pickle.loads(data)
+    #: pickle's own function, not a method calling it: a frame less per read.
+    loads = staticmethod(pickle.loads)
