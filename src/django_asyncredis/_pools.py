@@ -134,14 +134,11 @@ class AsyncConnectionPool:
         self._waiters: collections.deque[asyncio.Future[AsyncConnection | None]] = (
             collections.deque()
         )
-        self._closed = False
+        #: Closed (CLOSE_CONNECTION, the loop's end): connections given back are
+        #: closed. (An attribute, not a property: read on every async call.)
+        self.closed = False
         #: The multiplexed transport's shared connections (``_multiplex.Multiplexer``), if used.
         self.shared: Any = None
-
-    @property
-    def closed(self) -> bool:
-        """Closed (CLOSE_CONNECTION, the loop's end): connections given back are closed."""
-        return self._closed
 
     async def acquire(self) -> AsyncConnection:
         idle = self._idle
@@ -235,7 +232,7 @@ class AsyncConnectionPool:
 
     def release(self, connection: AsyncConnection) -> None:
         """Return a connection; synchronous, so a cancellation cannot interrupt it."""
-        if self._closed or not connection.is_connected:
+        if self.closed or not connection.is_connected:
             self._opened -= 1
             self.counts.closed_total += 1
             if connection.is_connected:
@@ -245,7 +242,7 @@ class AsyncConnectionPool:
             self._idle.append(connection)
 
     async def aclose(self) -> None:
-        self._closed = True
+        self.closed = True
         idle, self._idle = self._idle, []
         self._opened -= len(idle)
         self.counts.closed_total += len(idle)
@@ -257,7 +254,7 @@ class AsyncConnectionPool:
 
     def abandon(self) -> None:
         """Close the idle connections of a pool whose event loop is closed."""
-        self._closed = True
+        self.closed = True
         idle, self._idle = self._idle, []
         self._opened -= len(idle)
         self.counts.closed_total += len(idle)
