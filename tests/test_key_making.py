@@ -9,6 +9,7 @@ server only: the subclass is built here, not by the topology's ``make_cache``.
 from __future__ import annotations
 
 import asyncio
+import warnings
 from typing import Any
 
 import pytest
@@ -66,3 +67,25 @@ def test_a_key_func_set_on_the_instance_is_used(api_name: str, cache: Any, raw: 
         assert api.get_many(["a"]) == {"a": 1}
         with pytest.warns(CacheKeyWarning, match="'bare-with space'"):
             api.get("with space")
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["tab\there", "bell\x07", "del\x7f", "x" * 251],
+    ids=["control character", "another control character", "DEL", "too long"],
+)
+def test_every_kind_of_unsafe_key_warns_on_the_fast_path(cache: Any, key: str) -> None:
+    """The fast check hands Django every key it might warn about: each kind of
+    memcached-unsafe key still gets Django's warning."""
+    with pytest.warns(CacheKeyWarning):
+        cache.get(key)
+
+
+@pytest.mark.parametrize("key", ["ключ", "café-naïve", "键:值", "x" * 240])
+def test_a_safe_key_warns_of_nothing(cache: Any, key: str) -> None:
+    """Printable keys without spaces, non-ASCII ones included, within the length:
+    no warning (and the value round-trips)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheKeyWarning)
+        cache.set(key, 1)
+        assert cache.get(key) == 1

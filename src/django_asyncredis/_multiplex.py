@@ -136,12 +136,12 @@ class SharedConnection(asyncio.Protocol):
         self._writer = writer
         transport = self._transport = writer.transport
         self._reader = hiredis.Reader(replyError=_HiredisParser.parse_error)
-        #: The callers whose replies are due, in order: the last ``_unwritten`` of
-        #: them are queued in ``_outgoing``, not yet written.
+        #: The callers whose replies are due, in order: the last
+        #: ``len(_outgoing)`` of them are queued there, not yet written (one
+        #: packed request each).
         self._waiting: collections.deque[_Waiter] = collections.deque()
         self._outgoing: list[bytes] = []
         self._outgoing_bytes = 0
-        self._unwritten = 0
         self._flush_scheduled = False
         self.broken: Exception | None = None
         #: Bytes received so far: a caller that times out while this has not moved
@@ -172,7 +172,6 @@ class SharedConnection(asyncio.Protocol):
             if self._timeout is not None:
                 self._stamp()
             return future
-        self._unwritten += 1
         self._outgoing.append(packed)
         self._outgoing_bytes += len(packed)
         if self._outgoing_bytes >= FLUSH_BYTES:
@@ -189,7 +188,6 @@ class SharedConnection(asyncio.Protocol):
         data = self._outgoing[0] if len(self._outgoing) == 1 else b"".join(self._outgoing)
         self._outgoing = []
         self._outgoing_bytes = 0
-        self._unwritten = 0
         self._transport.write(data)
         if self._timeout is not None:
             self._stamp()
@@ -302,9 +300,8 @@ class SharedConnection(asyncio.Protocol):
             self._timer = None
         self._deadlines.clear()
         waiting, self._waiting = self._waiting, collections.deque()
-        written = len(waiting) - self._unwritten
+        written = len(waiting) - len(self._outgoing)
         self._outgoing = []
-        self._unwritten = 0
         for index, waiter in enumerate(waiting):
             future = _future(waiter)
             if not future.done():

@@ -139,21 +139,21 @@ def misses(url: str, cache: RedisCache) -> tuple[list[float], list[float]]:
             which.get(key)
         return time.perf_counter() - start
 
-    async_pairs, sync_pairs = [], []
+    async_pairs: list[tuple[float, float]] = []
+    sync_pairs: list[tuple[float, float]] = []
     with asyncio.Runner() as runner:
         runner.run(read_all(plain))  # connections open before timing
         sync_read_all(plain)
-        for api in ("async", "sync"):
-            pairs = async_pairs if api == "async" else sync_pairs
+        timers: list[tuple[Callable[[RedisCache], float], list[tuple[float, float]]]] = [
+            (lambda which: runner.run(read_all(which)), async_pairs),
+            (sync_read_all, sync_pairs),
+        ]
+        for timed, pairs in timers:
             for number in range(MISS_SLICES):
                 timings: dict[bool, float] = {}
                 for near_cached in (True, False) if number % 2 else (False, True):
-                    which = cache if near_cached else plain
                     store.flush()  # nothing held: every near-cached read misses
-                    if api == "async":
-                        timings[near_cached] = runner.run(read_all(which))
-                    else:
-                        timings[near_cached] = sync_read_all(which)
+                    timings[near_cached] = timed(cache if near_cached else plain)
                 pairs.append((timings[False], timings[True]))
     return round_ratios(async_pairs), round_ratios(sync_pairs)
 
