@@ -32,7 +32,6 @@ from django_asyncredis import _near, _raw, _stampede, _stats
 from django_asyncredis import _operations as ops
 from django_asyncredis._config import CacheConfig, parse_cached
 from django_asyncredis._lock import AsyncLock, Lock
-from django_asyncredis._near import NOT_HELD
 from django_asyncredis._pipeline import AsyncPipeline, Pipeline
 from django_asyncredis._pools import aclose_async_pools, close_sync_pools, servers_in_use
 from django_asyncredis._structures import StructuresMixin
@@ -239,45 +238,36 @@ class RedisCache(StructuresMixin, BaseCache):
         version: int | None,
         meter: _stats.Meter | None,
     ) -> tuple[Any, ops.Operation[Any] | None]:
-        """``get`` with a near-cache: (the value, None) when it holds the key
-        (``_held``), else (None, the operation that reads it from the server). (A
-        cache without one calls ``_get`` directly: a frame less on its hot path.)"""
-        if near.eligible(key):
-            made = self._key(key, version)
-            value = self._held(made, default, meter)
-            if value is not NOT_HELD:
-                return value, None
-            return None, _near.get(near, self._codec, made, default)
-        return None, self._get(key, default, version)
+        """``get`` with a near-cache: (the value, None) when it holds the key, else
+        (None, the operation that reads it from the server, its read begun). (A
+        cache without one calls ``_get`` directly: a frame less on its hot path.)
+
+        A hit needs no driver at all: no generator, no coroutine (a fifth of a
+        hit's time went there); it is decoded afresh and counted as a ``get`` by
+        ``meter``. A miss is counted by the driver that runs the operation."""
+        if not near.eligible(key):
+            return None, self._get(key, default, version)
+        made = self._key(key, version)
+        start = _stats.clock() if meter is not None else 0.0
+        held = near.lookup_or_begin(made)
+        if not isinstance(held, bytes):  # a miss: its Ticket, or None
+            return None, _near.get(near, self._codec, made, default, held)
+        if meter is None:
+            return self._codec.loads(held, made), None
+        started = meter.start("get", start)  # a span, if traced, opens after the lookup
+        try:
+            value = self._codec.loads(held, made)
+        except BaseException as exc:
+            meter.failed(started, exc)
+            raise
+        meter.end(started, value, default)
+        return value, None
 
     def _get(self, key: Key, default: Any, version: int | None) -> ops.Operation[Any]:
         if self._herd_seconds is not None:
             made = self._key(key, version)
             return _stampede.herd_get(self._codec, made, default, self._herd_seconds)
         return ops.get(self._codec, self._key(key, version), default)
-
-    def _held(self, key: str, default: Any, meter: _stats.Meter | None) -> Any:
-        """The near-cache's value for the made ``key`` (a fresh object), counted as a
-        ``get`` hit by ``meter``; ``NOT_HELD`` on a miss, which the caller reads
-        from the server (``_near.get``), counted by its driver. A hit needs no
-        driver at all: no generator, no coroutine (a fifth of a hit's time went there)."""
-        near = self._near
-        assert near is not None
-        if meter is None:
-            raw = near.lookup(key)
-            return NOT_HELD if raw is None else self._codec.loads(raw, key)
-        start = _stats.clock()
-        raw = near.lookup(key)
-        if raw is None:
-            return NOT_HELD
-        started = meter.start("get", start)  # a span, if traced, opens after the lookup
-        try:
-            value = self._codec.loads(raw, key)
-        except BaseException as exc:
-            meter.failed(started, exc)
-            raise
-        meter.end(started, value, default)
-        return value
 
     def _set(
         self,
