@@ -261,6 +261,35 @@ def test_an_invalidation_during_a_read_wins(
     assert stats(near)["refused_stale"] == 1
 
 
+def test_an_invalidation_forgotten_by_a_full_log_still_wins(
+    api: Any, near: RedisCache, raw: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store remembers DIRTY_LOG invalidations, not more: when so many arrive
+    while a read is in flight that the one of its key is forgotten, its reply
+    is still not kept (and the log stays bounded)."""
+    store = near._near
+    assert store is not None
+    monkeypatch.setattr(_near, "DIRTY_LOG", 3)
+    with echoed(near):
+        api.set("k", "old")
+    finish = store.finish_one
+
+    def writes_then_finish(ticket: Any, key: str, value: Any, pttl: Any) -> None:
+        before = store.invalidations
+        raw.set(near.make_key("k"), 2)
+        for index in range(4):  # after the one of "k": the log overflows
+            raw.set(near.make_key(f"other{index}"), index)
+        wait_until(lambda: store.invalidations >= before + 5)
+        assert len(store._dirty) <= 3
+        finish(ticket, key, value, pttl)
+
+    monkeypatch.setattr(store, "finish_one", writes_then_finish)
+    assert api.get("k") == "old"
+    monkeypatch.setattr(store, "finish_one", finish)
+    assert api.get("k") == 2
+    assert stats(near)["refused_stale"] == 1
+
+
 def test_an_invalidation_during_a_get_many_wins(
     api: Any, near: RedisCache, raw: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -72,6 +72,9 @@ ENTRY_OVERHEAD = 96
 #: a ping stays unanswered this long: a dead peer is noticed within seconds.
 PING_AFTER_SILENCE = 1.0
 PING_DEADLINE = ANSWER_DEADLINE
+#: Invalidations remembered for the reads in flight (``NearStore._dirty``): a
+#: read takes one round trip, so only those of the last moments matter.
+DIRTY_LOG = 4096
 #: Reconnect pauses, doubling up to the maximum.
 RECONNECT_FIRST_PAUSE = 0.05
 RECONNECT_MAX_PAUSE = 1.0
@@ -119,11 +122,16 @@ class NearStore:
         self._bytes = 0
         #: Bumped by every flush: a read begun before it stores nothing.
         self._generation = 0
-        #: Bumped by every invalidation; ``_dirty`` keeps, for keys being read,
-        #: the sequence of their last invalidation.
+        #: Bumped by every invalidation; ``_dirty`` keeps, for the keys invalidated
+        #: lately, the sequence of their last invalidation: a read whose ticket
+        #: is older than that stores nothing. Bounded by ``DIRTY_LOG``: when full,
+        #: it is emptied and ``_floor`` raised to the sequence then, so every read
+        #: begun before (whose invalidations are forgotten) stores nothing either.
+        #: (Counting the reads in flight per key instead, to keep only their
+        #: keys, cost a miss two dictionary updates and an error handler.)
         self._sequence = 0
-        self._reading: dict[str, int] = {}
         self._dirty: dict[str, int] = {}
+        self._floor = 0
         #: True only while the listener is subscribed with tracking on.
         self._ready = False
         self._listener: Listener | None = None
@@ -156,15 +164,10 @@ class NearStore:
             self.misses += 1
             return None
 
-    def begin(self, keys: Iterable[str]) -> Ticket | None:
-        """Before sending a read of ``keys``: None if its reply may not be stored."""
+    def begin(self) -> Ticket | None:
+        """Before sending a read: its Ticket, or None if its reply may not be stored."""
         with self._lock:
-            if not self._ready:
-                return None
-            reading = self._reading
-            for key in keys:
-                reading[key] = reading.get(key, 0) + 1
-            return (self._generation, self._sequence)
+            return (self._generation, self._sequence) if self._ready else None
 
     def lookup_or_begin(self, key: str) -> bytes | Ticket | None:
         """``get``'s look, under one lock: the raw bytes held for ``key`` (a hit);
@@ -185,80 +188,53 @@ class NearStore:
                     return entry[0]
                 self._forget(key)
             self.misses += 1
-            reading = self._reading
-            reading[key] = reading.get(key, 0) + 1
             return (self._generation, self._sequence)
 
     def finish(self, ticket: Ticket | None, replies: Mapping[str, tuple[Any, Any]]) -> None:
-        """After the reply: store each (raw, pttl) that is still current, and end the read."""
+        """After the reply: store each (raw, pttl) that is still current."""
         if ticket is None:
             return
         now = time.monotonic()
         with self._lock:
-            current = ticket[0] == self._generation and self._ready
             for key, (raw, pttl) in replies.items():
-                self._keep(current, ticket[1], key, raw, pttl, now)
-            self._end(replies)
+                self._keep(ticket, key, raw, pttl, now)
 
     def finish_one(self, ticket: Ticket | None, key: str, raw: Any, pttl: Any) -> None:
-        """``finish`` of a single key: ``_keep`` and ``_end`` written out, as every
-        near-cache miss of ``get`` runs this (a call less is a tenth of its cost)."""
+        """``finish`` of a single key (``get``'s miss)."""
         if ticket is None:
             return
         now = time.monotonic()
         with self._lock:
-            reading = self._reading
-            left = reading.get(key, 1) - 1
-            if left > 0:
-                reading[key] = left
-                dirty = self._dirty.get(key, -1)
-            else:
-                reading.pop(key, None)
-                dirty = self._dirty.pop(key, -1)
-            if ticket[0] != self._generation or not self._ready or dirty > ticket[1]:
-                self.refused += 1
-            elif isinstance(raw, bytes) and isinstance(pttl, int) and pttl != -2:
-                lifetime = self.settings.max_lifetime
-                seconds = lifetime if pttl < 0 else min(lifetime, pttl / 1000)
-                self._store(key, raw, now + seconds)
+            self._keep(ticket, key, raw, pttl, now)
 
-    def _keep(
-        self, current: bool, sequence: int, key: str, raw: Any, pttl: Any, now: float
-    ) -> None:
-        """Store one reply if no flush (``current``) nor invalidation of ``key`` came
-        after its read's ticket; count it refused otherwise (with the lock held)."""
-        if current and self._dirty.get(key, -1) <= sequence:
-            if isinstance(raw, bytes) and isinstance(pttl, int) and pttl != -2:
-                lifetime = self.settings.max_lifetime
-                seconds = lifetime if pttl < 0 else min(lifetime, pttl / 1000)
-                self._store(key, raw, now + seconds)
-        else:
+    def _keep(self, ticket: Ticket, key: str, raw: Any, pttl: Any, now: float) -> None:
+        """Store one reply (raw, pttl) of the read ``ticket`` began, evicting the
+        least recently used entries past the bounds, unless the read is not
+        current: a flush came since, or an invalidation of ``key``, or so many
+        invalidations that some of those are forgotten (``_floor``). Then it is
+        counted refused. With the lock held; one call, as every miss runs it."""
+        sequence = ticket[1]
+        if (
+            ticket[0] != self._generation
+            or sequence < self._floor
+            or not self._ready
+            or self._dirty.get(key, -1) > sequence
+        ):
             self.refused += 1
-
-    def abandon(self, ticket: Ticket | None, keys: Iterable[str]) -> None:
-        """The read failed or was cancelled: end it, storing nothing."""
-        if ticket is not None:
-            with self._lock:
-                self._end(keys)
-
-    def _end(self, keys: Iterable[str]) -> None:
-        reading = self._reading
-        for key in keys:
-            left = reading.get(key, 1) - 1
-            if left > 0:
-                reading[key] = left
-            else:
-                reading.pop(key, None)
-                self._dirty.pop(key, None)
-
-    def _store(self, key: str, raw: bytes, deadline: float) -> None:
-        size = len(raw) + len(key) + ENTRY_OVERHEAD
-        if size > self.settings.max_bytes:
             return
-        self._forget(key)
-        self._entries[key] = (raw, deadline)
+        if not (isinstance(raw, bytes) and isinstance(pttl, int)) or pttl == -2:
+            return  # no such key (a None, or -2: gone between the two commands)
+        settings = self.settings
+        size = len(raw) + len(key) + ENTRY_OVERHEAD
+        if size > settings.max_bytes:
+            return
+        lifetime = settings.max_lifetime
+        entries = self._entries
+        old = entries.pop(key, None)
+        if old is not None:
+            self._bytes -= len(old[0]) + len(key) + ENTRY_OVERHEAD
+        entries[key] = (raw, now + (lifetime if pttl < 0 else min(lifetime, pttl / 1000)))
         self._bytes += size
-        entries, settings = self._entries, self.settings
         while len(entries) > settings.max_entries or self._bytes > settings.max_bytes:
             oldest, (old_raw, _) = entries.popitem(last=False)
             self._bytes -= len(old_raw) + len(oldest) + ENTRY_OVERHEAD
@@ -276,14 +252,17 @@ class NearStore:
         with self._lock:
             self._sequence += 1
             sequence = self._sequence
+            dirty = self._dirty
             for key in keys:
                 self._forget(key)
-                if key in self._reading:
-                    self._dirty[key] = sequence
+                dirty[key] = sequence
                 if from_server:
                     self.invalidations += 1
                 else:
                     self.write_drops += 1
+            if len(dirty) > DIRTY_LOG:
+                dirty.clear()
+                self._floor = sequence
 
     def flush(self, *, ready: bool | None = None) -> None:
         """Drop everything and refuse every reply in flight; ``ready`` sets whether
@@ -305,7 +284,8 @@ class NearStore:
             return self._ready
 
     def _flush_locked(self) -> None:
-        self._generation += 1
+        self._generation += 1  # every read in flight is refused: no invalidation to keep
+        self._dirty.clear()
         self._entries.clear()
         self._bytes = 0
         self.flushes += 1
@@ -361,7 +341,6 @@ class NearStore:
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
         self._listener = None
-        self._reading.clear()
         self._dirty.clear()
         self._entries.clear()
         self._bytes = 0
@@ -506,15 +485,11 @@ def get(
     """``ops.get`` of a key the near-cache does not hold (``NearStore.lookup_or_begin``
     said so, in ``RedisCache._read``, and began the read: ``ticket``): read the
     value and its remaining TTL in one round trip, and keep the bytes."""
-    try:
-        if store.settings.check_ttl:
-            raw, pttl = yield Batch((("GET", key), ("PTTL", key)))
-        else:  # the drivers' single-command fast path; expiry left to invalidation
-            raw, pttl = (yield ("GET", key)), -1
-    except BaseException:
-        store.abandon(ticket, (key,))
-        raise
-    store.finish_one(ticket, key, raw, pttl)
+    if store.settings.check_ttl:
+        raw, pttl = yield Batch((("GET", key), ("PTTL", key)))
+    else:  # the drivers' single-command fast path; expiry left to invalidation
+        raw, pttl = (yield ("GET", key)), -1
+    store.finish_one(ticket, key, raw, pttl)  # not reached by a failed read: nothing to end
     return default if raw is None else codec.loads(raw, key)
 
 
@@ -533,13 +508,9 @@ def get_many(
             found[made] = raw
     if missing:
         kept = [made for made in missing if made in eligible]
-        ticket = store.begin(kept) if kept else None
+        ticket = store.begin() if kept else None
         timed = kept if store.settings.check_ttl else []
-        try:
-            replies = yield Batch((("MGET", *missing), *(("PTTL", made) for made in timed)))
-        except BaseException:
-            store.abandon(ticket, kept)
-            raise
+        replies = yield Batch((("MGET", *missing), *(("PTTL", made) for made in timed)))
         by_key = dict(zip(missing, replies[0], strict=True))
         ttls = dict(zip(timed, replies[1:], strict=True)) if timed else dict.fromkeys(kept, -1)
         store.finish(ticket, {made: (by_key[made], ttls[made]) for made in kept})
