@@ -116,7 +116,8 @@ class NearStore:
             SentinelPrimary(server) if isinstance(server, SentinelState) else FixedServer(server)
         )
         self.tracking_prefix = tracking_prefix
-        self._eligible = settings.eligibility()
+        #: NEAR_CACHE_KEYS compiled, or None when every key is near-cached.
+        self.patterns = settings.eligibility()
         self._lock = threading.Lock()
         self._entries: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
         self._bytes = 0
@@ -146,7 +147,7 @@ class NearStore:
 
     def eligible(self, key: Any) -> bool:
         """Whether the caller's ``key`` is near-cached (NEAR_CACHE_KEYS)."""
-        pattern = self._eligible
+        pattern = self.patterns
         return pattern is None or (isinstance(key, str) and pattern.match(key) is not None)
 
     def lookup(self, key: str) -> bytes | None:

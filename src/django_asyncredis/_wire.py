@@ -28,7 +28,8 @@ def _pack_hiredis(connection: Any, command: Command) -> bytes:
 
 
 def _pack_many_hiredis(connection: Any, commands: Batch) -> bytes:
-    return b"".join([hiredis.pack_command(command) for command in commands])
+    # map, not a list comprehension: no frame of its own on Python 3.11
+    return b"".join(map(hiredis.pack_command, commands))
 
 
 def _chunks_hiredis(connection: Any, command: Command) -> list[bytes]:
@@ -36,7 +37,7 @@ def _chunks_hiredis(connection: Any, command: Command) -> list[bytes]:
 
 
 def _chunks_many_hiredis(connection: Any, commands: Batch) -> list[bytes]:
-    return [_pack_many_hiredis(connection, commands)]
+    return [b"".join(map(hiredis.pack_command, commands))]
 
 
 # ``pack``/``pack_many``: what redis.asyncio's ``send_packed_command`` takes (bytes
