@@ -51,16 +51,42 @@ PATHS = {
 }
 
 
+#: Base URL -> pid of the uvicorn process serving it, while ``uvicorn_server`` runs.
+_SERVER_PIDS: dict[str, int] = {}
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU seconds of process ``pid``, all its threads (Django's
+    thread pool included); None where there is no /proc."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class HttpSample:
     requests: int = 0
     errors: int = 0
     seconds: float = 0.0  # the slices' time, each until its last request ended
     latencies: list[float] = field(default_factory=list)
+    #: CPU time of the uvicorn process during the slices; None if unknown.
+    cpu_seconds: float | None = 0.0
 
     @property
     def requests_per_second(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        """What a request cost the server process (uvicorn, Django, the view and
+        its cache) in CPU: unlike requests/s, the same whether or not the load
+        generator and Redis, on the same CPUs, took CPU time from it meanwhile."""
+        if self.cpu_seconds is None or not self.requests:
+            return float("nan")
+        return self.cpu_seconds / self.requests * 1e6
 
     def percentile_ms(self, fraction: float) -> float:
         if not self.latencies:
@@ -92,10 +118,13 @@ def uvicorn_server(
     ]  # fmt: skip
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(args, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://{HOST}:{port}"
         try:
             _wait_ready(process, port, timeout, ready_path)
-            yield f"http://{HOST}:{port}"
+            _SERVER_PIDS[base] = process.pid
+            yield base
         finally:
+            _SERVER_PIDS.pop(base, None)
             if process.poll() is None:
                 process.terminate()
                 try:
@@ -200,17 +229,32 @@ async def _requests(
 
 
 async def _slice(
-    connections: Sequence[_Connection], path: str, seconds: float, sample: HttpSample
+    connections: Sequence[_Connection],
+    path: str,
+    seconds: float,
+    sample: HttpSample,
+    server_pid: int | None = None,
 ) -> None:
     request = f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode()
+    cpu_before = process_cpu_seconds(server_pid) if server_pid is not None else None
     began = time.perf_counter()
     deadline = began + seconds
     await asyncio.gather(*(_requests(each, request, deadline, sample) for each in connections))
     sample.seconds += time.perf_counter() - began
+    cpu_after = process_cpu_seconds(server_pid) if server_pid is not None else None
+    if cpu_before is None or cpu_after is None or sample.cpu_seconds is None:
+        sample.cpu_seconds = None
+    else:
+        sample.cpu_seconds += cpu_after - cpu_before
 
 
 async def _round(
-    port: int, paths: dict[str, str], warmup: float, seconds: float, slices: int
+    port: int,
+    paths: dict[str, str],
+    warmup: float,
+    seconds: float,
+    slices: int,
+    server_pid: int | None,
 ) -> dict[str, HttpSample]:
     """Every backend (in the order of ``paths``) warmed up on its own CONNECTIONS
     connections, then all of them alternating in ``slices`` slices (forwards,
@@ -224,7 +268,7 @@ async def _round(
         for number in range(slices):
             for name in serpentine(list(paths), number):
                 path = paths[name]
-                await _slice(pools[name], path, seconds / slices, samples[name])
+                await _slice(pools[name], path, seconds / slices, samples[name], server_pid)
     finally:
         for pool in pools.values():
             for connection in pool:
@@ -237,4 +281,4 @@ def measure_round(
 ) -> dict[str, HttpSample]:
     """One round: ``seconds`` of load per backend after ``warmup``, in alternating slices."""
     port = int(base.rsplit(":", 1)[1])
-    return asyncio.run(_round(port, paths, warmup, seconds, slices))
+    return asyncio.run(_round(port, paths, warmup, seconds, slices, _SERVER_PIDS.get(base)))

@@ -412,6 +412,7 @@ def run_e2e(url: str, args: argparse.Namespace) -> Samples:
                     ("p50_ms", sample.percentile_ms(0.50)),
                     ("p99_ms", sample.percentile_ms(0.99)),
                     ("errors", float(sample.errors)),
+                    ("cpu_us_per_request", sample.cpu_us_per_request),
                 ):
                     samples.setdefault(kind, {}).setdefault(e2e.SCENARIO, {}).setdefault(
                         name, []
@@ -624,12 +625,18 @@ def build_tables(
                 "p50 ms": e2e_samples["p50_ms"],
                 "p99 ms": e2e_samples["p99_ms"],
                 "errors": e2e_samples["errors"],
+                **(
+                    {"uvicorn CPU us/request": e2e_samples["cpu_us_per_request"]}
+                    if "cpu_us_per_request" in e2e_samples
+                    else {}
+                ),
             },
         )
         ratios.update(found)
         tables["e2e"] = report.Table(
             f"End to end, requests/s (higher is better) with {e2e.CONNECTIONS} connections; "
-            "latency p50/p99 in ms; errors: median per round",
+            "latency p50/p99 in ms; errors: median per round; uvicorn CPU: the server "
+            "process's CPU time per request (lower is better)",
             "requests/s",
             ",.0f",
             (e2e.RAW_VIEW, e2e.NO_CACHE),
