@@ -151,19 +151,9 @@ class NearStore:
         return pattern is None or (isinstance(key, str) and pattern.match(key) is not None)
 
     def lookup(self, key: str) -> bytes | None:
-        """The raw bytes held for ``key`` (a hit), or None (a miss)."""
-        if self._listener is None:  # first use, or a forked child (``_after_fork``)
-            self._start_listening()
-        with self._lock:
-            entry = self._entries.get(key) if self._ready else None
-            if entry is not None:
-                if entry[1] > time.monotonic():
-                    self._entries.move_to_end(key)
-                    self.hits += 1
-                    return entry[0]
-                self._forget(key)
-            self.misses += 1
-            return None
+        """The raw bytes held for ``key`` (a hit), or None (a miss, counted)."""
+        held = self.lookup_or_begin(key)
+        return held if isinstance(held, bytes) else None
 
     def begin(self) -> Ticket | None:
         """Before sending a read: its Ticket, or None if its reply may not be stored."""
@@ -174,7 +164,8 @@ class NearStore:
         """``get``'s look, under one lock: the raw bytes held for ``key`` (a hit);
         else the miss is counted and its read from the server begun, as by
         ``begin``: its Ticket, or None if its reply may not be stored. The
-        caller hands that to ``get``, which ends the read (``finish_one``)."""
+        caller hands that to ``get``, which stores the reply (``finish_one``).
+        (A Ticket holds nothing: a read that never finishes leaves nothing behind.)"""
         if self._listener is None:  # first use, or a forked child (``_after_fork``)
             self._start_listening()
         with self._lock:
