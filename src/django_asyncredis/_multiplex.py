@@ -526,13 +526,9 @@ def submit_now(pool: Any, request: Any) -> asyncio.Future[Any] | None:
         if connection is None:
             return None
     if type(request) is Batch:
-        if not request:
+        if not request or not rides_shared(request):
             return None
-        for command in request:  # ``rides_shared``, inline: a near-cache miss is a Batch
-            name = command[0]
-            if not (_RIDES.get(name) or _name_rides_shared(name)):
-                return None
-        packed = b"".join(map(hiredis.pack_command, request))
+        packed = _pack(request)
         count: int | None = len(request)
     else:
         name = request[0]

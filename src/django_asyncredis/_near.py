@@ -116,8 +116,7 @@ class NearStore:
             SentinelPrimary(server) if isinstance(server, SentinelState) else FixedServer(server)
         )
         self.tracking_prefix = tracking_prefix
-        #: NEAR_CACHE_KEYS compiled, or None when every key is near-cached.
-        self.patterns = settings.eligibility()
+        self._eligible = settings.eligibility()
         self._lock = threading.Lock()
         self._entries: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
         self._bytes = 0
@@ -147,7 +146,7 @@ class NearStore:
 
     def eligible(self, key: Any) -> bool:
         """Whether the caller's ``key`` is near-cached (NEAR_CACHE_KEYS)."""
-        pattern = self.patterns
+        pattern = self._eligible
         return pattern is None or (isinstance(key, str) and pattern.match(key) is not None)
 
     def lookup(self, key: str) -> bytes | None:
@@ -221,10 +220,8 @@ class NearStore:
         if size > settings.max_bytes:
             return
         lifetime = settings.max_lifetime
+        self._forget(key)
         entries = self._entries
-        old = entries.pop(key, None)
-        if old is not None:
-            self._bytes -= len(old[0]) + len(key) + ENTRY_OVERHEAD
         entries[key] = (raw, now + (lifetime if pttl < 0 else min(lifetime, pttl / 1000)))
         self._bytes += size
         while len(entries) > settings.max_entries or self._bytes > settings.max_bytes:

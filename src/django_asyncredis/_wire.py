@@ -37,7 +37,7 @@ def _chunks_hiredis(connection: Any, command: Command) -> list[bytes]:
 
 
 def _chunks_many_hiredis(connection: Any, commands: Batch) -> list[bytes]:
-    return [b"".join(map(hiredis.pack_command, commands))]
+    return [_pack_many_hiredis(connection, commands)]
 
 
 # ``pack``/``pack_many``: what redis.asyncio's ``send_packed_command`` takes (bytes

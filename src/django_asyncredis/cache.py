@@ -245,7 +245,7 @@ class RedisCache(StructuresMixin, BaseCache):
         A hit needs no driver at all: no generator, no coroutine (a fifth of a
         hit's time went there); it is decoded afresh and counted as a ``get`` by
         ``meter``. A miss is counted by the driver that runs the operation."""
-        if near.patterns is not None and not near.eligible(key):
+        if not near.eligible(key):
             return None, self._get(key, default, version)
         made = self._key(key, version)
         start = _stats.clock() if meter is not None else 0.0

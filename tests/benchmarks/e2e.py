@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from tests.benchmarks import contenders as c
 from tests.benchmarks.harness import serpentine
@@ -51,8 +52,12 @@ PATHS = {
 }
 
 
-#: Base URL -> pid of the uvicorn process serving it, while ``uvicorn_server`` runs.
-_SERVER_PIDS: dict[str, int] = {}
+class Served(NamedTuple):
+    """A running uvicorn (``uvicorn_server``): its base URL, and its pid for
+    ``process_cpu_seconds``."""
+
+    url: str
+    pid: int
 
 
 def process_cpu_seconds(pid: int) -> float | None:
@@ -102,9 +107,9 @@ def uvicorn_server(
     timeout: float = 30.0,
     app: str = "tests.benchmarks.e2e_app:app",
     ready_path: str = "/nocache/",
-) -> Iterator[str]:
+) -> Iterator[Served]:
     """uvicorn serving ``app`` (by default ``e2e_app.py``'s); yields its base URL
-    once ``ready_path`` answers 200."""
+    and pid once ``ready_path`` answers 200."""
     port = free_port()
     env = {**os.environ, "BENCH_REDIS_URL": redis_url, "PYTHONPATH": str(root)}
     args = [
@@ -118,13 +123,10 @@ def uvicorn_server(
     ]  # fmt: skip
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(args, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
-        base = f"http://{HOST}:{port}"
         try:
             _wait_ready(process, port, timeout, ready_path)
-            _SERVER_PIDS[base] = process.pid
-            yield base
+            yield Served(f"http://{HOST}:{port}", process.pid)
         finally:
-            _SERVER_PIDS.pop(base, None)
             if process.poll() is None:
                 process.terminate()
                 try:
@@ -277,8 +279,8 @@ async def _round(
 
 
 def measure_round(
-    base: str, paths: dict[str, str], warmup: float, seconds: float, slices: int
+    served: Served, paths: dict[str, str], warmup: float, seconds: float, slices: int
 ) -> dict[str, HttpSample]:
     """One round: ``seconds`` of load per backend after ``warmup``, in alternating slices."""
-    port = int(base.rsplit(":", 1)[1])
-    return asyncio.run(_round(port, paths, warmup, seconds, slices, _SERVER_PIDS.get(base)))
+    port = int(served.url.rsplit(":", 1)[1])
+    return asyncio.run(_round(port, paths, warmup, seconds, slices, served.pid))

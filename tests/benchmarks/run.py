@@ -395,12 +395,12 @@ def run_e2e(url: str, args: argparse.Namespace) -> Samples:
     names = list(e2e.PATHS)
     c.populate(url)
     started = time.monotonic()
-    with e2e.uvicorn_server(ROOT, url) as base:
-        e2e.check_paths(base, list(e2e.PATHS.values()))
+    with e2e.uvicorn_server(ROOT, url) as served:
+        e2e.check_paths(served.url, list(e2e.PATHS.values()))
         for round_number in range(args.e2e_rounds):
             order = rotated(names, round_number)
             results = e2e.measure_round(
-                base,
+                served,
                 {name: e2e.PATHS[name] for name in order},
                 args.e2e_warmup,
                 args.e2e_duration,
@@ -431,11 +431,11 @@ def run_sessions(url: str, args: argparse.Namespace) -> Samples:
     samples: Samples = {}
     names = list(sessions.VARIANTS)
     started = time.monotonic()
-    with e2e.uvicorn_server(ROOT, url, app=sessions.APP, ready_path=sessions.NEW_PATH) as base:
-        keys = sessions.new_sessions(base, e2e.CONNECTIONS)
+    with e2e.uvicorn_server(ROOT, url, app=sessions.APP, ready_path=sessions.NEW_PATH) as served:
+        keys = sessions.new_sessions(served.url, e2e.CONNECTIONS)
         for round_number in range(args.e2e_rounds):
             results = sessions.measure_round(
-                base,
+                served.url,
                 keys,
                 rotated(names, round_number),
                 args.e2e_warmup,
